@@ -1,0 +1,5 @@
+import sys
+
+from astrovlm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""``astrovlm classify`` and ``astrovlm embed``: the aligned encoders from the shell."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from astrovlm.cli import add_json_flag, emit
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("classify", help="zero-shot classify an image or spectrum file from text labels",
+                       description="Zero-shot classification of a FITS/PNG/JPEG image or a FITS spectrum "
+                                   "against text labels. Give --image and --spectrum of one object to fuse "
+                                   "both; the answer says how much each modality contributed.")
+    p.add_argument("file", nargs="?", help="an image or spectrum file (its kind is detected)")
+    p.add_argument("--image", help="an image file of the object")
+    p.add_argument("--spectrum", help="a spectrum file of the same object")
+    p.add_argument("--labels", help='comma-separated labels, e.g. "spiral galaxy,planetary nebula"; '
+                                    "default: the coarse classes of the modality")
+    p.add_argument("--model", help="an encoder folder (default: the shipped one)")
+    add_json_flag(p)
+    p.set_defaults(func=run_classify)
+
+    p = sub.add_parser("embed", help="embed files or texts into the shared space",
+                       description="Print embeddings (L2-normalised) of files and/or texts.")
+    p.add_argument("files", nargs="*", help="image or spectrum files")
+    p.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
+    p.add_argument("--out", help="write the vectors to this .npy file instead of printing them")
+    p.add_argument("--model", help="an encoder folder (default: the shipped one)")
+    add_json_flag(p)
+    p.set_defaults(func=run_embed)
+
+
+def _text(result: dict) -> str:
+    lines = [f"{result['label']}"]
+    for lab, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {p:6.1%}  {'#' * int(round(p * 30)):<30}  {lab}")
+    if len(result["contributions"]) > 1:
+        lines.append("contributions: " + ", ".join(f"{m} {c:.0%}" for m, c in result["contributions"].items()))
+    return "\n".join(lines)
+
+
+def run_classify(args) -> int:
+    from astrovlm.encoders import AlignedEncoder
+    from astrovlm.encoders.zeroshot import classify, modality_of
+    from astrovlm.errors import AstroVLMError
+
+    image, spectrum = args.image, args.spectrum
+    if args.file:
+        if modality_of(args.file) == "image":
+            image = image or args.file
+        else:
+            spectrum = spectrum or args.file
+    if image is None and spectrum is None:
+        raise AstroVLMError("give a FILE, --image or --spectrum")
+    encoder = AlignedEncoder.from_pretrained(args.model)
+    labels = args.labels if args.labels is not None else None
+    result = classify(encoder, image=image, spectrum=spectrum, labels=labels).to_dict()
+    result["files"] = {k: v for k, v in (("image", image), ("spectrum", spectrum)) if v}
+    emit(result, args.json, _text)
+    return 0
+
+
+def run_embed(args) -> int:
+    import numpy as np
+
+    from astrovlm.encoders import AlignedEncoder
+    from astrovlm.encoders.zeroshot import modality_of
+    from astrovlm.errors import AstroVLMError
+
+    if not args.files and not args.text:
+        raise AstroVLMError("give files to embed or --text")
+    encoder = AlignedEncoder.from_pretrained(args.model)
+    rows, vectors = [], []
+    for f in args.files:
+        kind = modality_of(f)
+        vectors.append(encoder.encode(kind, [f])[0])
+        rows.append({"input": f, "modality": kind})
+    if args.text:
+        vectors.extend(encoder.encode_text(args.text))
+        rows.extend({"input": t, "modality": "text"} for t in args.text)
+    matrix = np.stack(vectors).astype(np.float32)
+    if args.out:
+        out = Path(args.out)
+        tmp = out.with_name(f".{out.name}.tmp.npy")
+        np.save(tmp, matrix)
+        tmp.replace(out)
+        result = {"out": str(out), "shape": list(matrix.shape), "inputs": rows,
+                  "fingerprint": encoder.fingerprint}
+        emit(result, args.json, lambda r: f"wrote {r['shape'][0]} x {r['shape'][1]} vectors to {r['out']}")
+    else:
+        for row, v in zip(rows, matrix):
+            row["vector"] = [round(float(x), 6) for x in v]
+        result = {"dim": encoder.embed_dim, "fingerprint": encoder.fingerprint, "embeddings": rows}
+        emit(result, args.json, lambda r: "\n".join(
+            f"{e['modality']:8s} {e['input'][:50]:50s} [{', '.join(f'{x:.3f}' for x in e['vector'][:4])}, ...]"
+            for e in r["embeddings"]))
+    return 0

@@ -1,0 +1,71 @@
+"""Where astrovlm keeps its data, and small file-system helpers shared by every writer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def data_home() -> Path:
+    """The data home: ``$ASTROVLM_HOME``, default ``~/.astrovlm``."""
+    return Path(os.environ.get("ASTROVLM_HOME", Path.home() / ".astrovlm")).expanduser()
+
+
+def sample_dir() -> Path:
+    """Where ``astrovlm data sample`` writes the sample sky."""
+    return data_home() / "sample"
+
+
+def default_index_dir() -> Path:
+    """Where ``astrovlm index build`` writes the default index of the sample sky."""
+    return data_home() / "index" / "sample"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file so that a reader sees the old or the new content, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+@contextmanager
+def atomic_directory(final: str | Path) -> Iterator[Path]:
+    """Build a directory in a sibling temp folder, then swap it in with renames.
+
+    If the block raises (or the process dies) the previous ``final`` is left intact;
+    a leftover ``.tmp`` sibling is removed on the next build.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

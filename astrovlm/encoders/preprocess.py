@@ -1,0 +1,126 @@
+"""One preprocessing function per modality, used by training, indexing, classification and the app.
+
+- images: any FITS/PNG/JPEG file, PIL image or array -> (3, 224, 224) float tensor in [0, 1].
+  FITS data is stretched with astropy.visualization (asinh) the same way the app shows it.
+- spectra: any ``Spectrum`` -> (2, 1024) tensor on the common log-wavelength grid: normalised
+  flux and the good-pixel mask.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from astrovlm.data.spectrum import GRID_PIXELS, Spectrum, common_log_grid
+from astrovlm.errors import AstroVLMError
+
+IMAGE_SIZE = 224
+MIN_SPECTRUM_PIXELS = 64     # on the common grid; fewer cannot be typed honestly
+RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def load_rgb(source) -> Image.Image:
+    """Open an image source as an RGB PIL image (FITS goes through the astropy stretch)."""
+    if isinstance(source, Image.Image):
+        img = source
+    elif isinstance(source, np.ndarray):
+        arr = source
+        if arr.dtype != np.uint8:
+            from astrovlm.viz import stretch_image
+
+            arr = stretch_image(arr)
+        img = Image.fromarray(arr)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise AstroVLMError("file not found", path=path)
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            try:
+                img = Image.open(path)
+                img.load()
+            except Exception as exc:  # PIL raises many types for bad files
+                raise AstroVLMError(f"cannot read the image ({exc.__class__.__name__}: {exc})", path=path) from None
+        else:
+            from astrovlm.data.readers import read_image
+
+            img = read_image(path).to_pil()
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        # Stellarium textures fade to transparent at the edges: composite on black sky.
+        rgba = img.convert("RGBA")
+        sky = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(sky, rgba)
+    return img.convert("RGB")
+
+
+def square_on_sky(img: Image.Image) -> Image.Image:
+    """Pad to a square with black sky (never crop: the object may fill the frame)."""
+    w, h = img.size
+    side = max(w, h)
+    if w == h:
+        return img
+    canvas = Image.new("RGB", (side, side), (0, 0, 0))
+    canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def image_to_tensor(source, size: int = IMAGE_SIZE) -> torch.Tensor:
+    img = square_on_sky(load_rgb(source)).resize((size, size), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def sky_augmentations(img: Image.Image, rng: np.random.Generator, n: int) -> list[Image.Image]:
+    """The sky has no 'up': rotations by any angle and flips, plus mild zooms, are all valid views."""
+    base = square_on_sky(img)
+    out = []
+    for i in range(n):
+        view = base
+        if rng.random() < 0.5:
+            view = view.transpose(Image.FLIP_LEFT_RIGHT)
+        angle = 90 * (i % 4) + (rng.uniform(-30, 30) if i >= 4 else 0.0)
+        view = view.rotate(angle, resample=Image.BILINEAR, fillcolor=(0, 0, 0))
+        if i >= 4:
+            side = view.size[0]
+            zoom = rng.uniform(0.8, 1.0)
+            crop = int(side * zoom)
+            x0 = int(rng.integers(0, side - crop + 1))
+            y0 = int(rng.integers(0, side - crop + 1))
+            view = view.crop((x0, y0, x0 + crop, y0 + crop))
+        out.append(view)
+    return out
+
+
+def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None) -> torch.Tensor:
+    """Resample onto the common log grid, mark gaps, normalise by the median flux."""
+    grid = common_log_grid().value
+    good = spectrum.mask
+    lam = spectrum.wavelength.value[good]
+    flux = spectrum.flux[good]
+    where = name or spectrum.meta.get("FILENAME") or "spectrum"
+    if lam.size < 2:
+        raise AstroVLMError("spectrum has fewer than 2 valid pixels", path=where)
+    order = np.argsort(lam)
+    lam, flux = lam[order], flux[order]
+    # A grid pixel is usable if it lies inside the data and near a valid input pixel.
+    inside = (grid >= lam[0]) & (grid <= lam[-1])
+    step = np.median(np.diff(np.log(lam))) if lam.size > 1 else 0
+    near = np.zeros_like(inside)
+    idx = np.clip(np.searchsorted(lam, grid), 1, lam.size - 1)
+    gap = np.log(lam[idx]) - np.log(lam[idx - 1])
+    near = gap < max(5 * step, np.log(grid[1] / grid[0]) * 3)
+    mask = inside & near
+    if mask.sum() < MIN_SPECTRUM_PIXELS:
+        raise AstroVLMError(
+            f"spectrum has only {int(mask.sum())} valid pixels in {grid[0]:.0f}-{grid[-1]:.0f} Angstrom "
+            f"(need {MIN_SPECTRUM_PIXELS})", path=where)
+    resampled = np.interp(grid, lam, flux)
+    scale = np.median(np.abs(resampled[mask]))
+    if not np.isfinite(scale) or scale <= 0:
+        scale = np.abs(resampled[mask]).max() or 1.0
+    norm = np.clip(resampled / scale, -10, 50) * mask
+    return torch.tensor(np.stack([norm, mask.astype(np.float64)]), dtype=torch.float32)
+
+
+assert GRID_PIXELS % 16 == 0  # the CNN halves the length four times

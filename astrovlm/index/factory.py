@@ -1,0 +1,126 @@
+"""Which FAISS index to build for a collection, and how to build it.
+
+- ``flat``  exact inner product (``IndexFlatIP``): below about 50k vectors a scan is fast
+  enough (~5 ms at 50k x 256 on one core) and never misses.
+- ``hnsw``  ``IndexHNSWFlat``: graph search, sub-millisecond at a million vectors; keeps the
+  full vectors (1 KiB each at dim 256). ``M`` grows with the recall target and ``efSearch``
+  is tuned on the data to reach it (``CrossModalIndex.tune``).
+- ``ivfpq`` ``IndexIVFPQ``: compressed codes in inverted lists, for collections whose raw
+  vectors do not fit in memory, and the form the sharded Ray build produces (shards share
+  one trained quantizer, so their lists merge). ``nprobe`` is tuned like ``efSearch``.
+
+Every index is searched by external int64 ids (the row numbers of ``CrossModalIndex``):
+flat and HNSW inside ``IndexIDMap2`` (which also reconstructs by id), IVF natively.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import faiss
+
+from astrovlm.errors import AstroVLMError
+
+KINDS = ("auto", "flat", "hnsw", "ivfpq")
+FLAT_MAX = 50_000              # above this, "auto" leaves exact search for HNSW
+HNSW_MAX_BYTES = 8 * 2**30     # above this much raw vector data, "auto" compresses with IVF-PQ
+EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def choose_kind(n: int, dim: int, requested: str = "auto") -> str:
+    """The index type for ``n`` vectors of ``dim`` floats (``requested`` wins unless "auto")."""
+    if requested not in KINDS:
+        raise AstroVLMError(f"unknown index kind '{requested}' (choose from {', '.join(KINDS)})",
+                            field="kind")
+    if requested != "auto":
+        return requested
+    if n <= FLAT_MAX:
+        return "flat"
+    if n * dim * 4 <= HNSW_MAX_BYTES:
+        return "hnsw"
+    return "ivfpq"
+
+
+def hnsw_m(recall_target: float) -> int:
+    """Graph degree: more links per node reach higher recall at a given efSearch."""
+    if recall_target < 0.9:
+        return 16
+    if recall_target < 0.99:
+        return 32
+    return 48
+
+
+def ivf_nlist(n: int) -> int:
+    """About 4 sqrt(n) lists, at least 39 training points per list (FAISS's k-means rule)."""
+    nlist = 2 ** round(math.log2(max(4 * math.sqrt(max(n, 1)), 1)))
+    return int(max(1, min(nlist, 65536, n // 39)))
+
+
+def pq_m(dim: int, recall_target: float) -> int:
+    """Sub-quantizers: 2 dims each for high recall targets, 4 otherwise (must divide dim)."""
+    per = 2 if recall_target >= 0.95 else 4
+    m = max(1, dim // per)
+    while dim % m:
+        m -= 1
+    return m
+
+
+def nprobe_ladder(nlist: int) -> tuple[int, ...]:
+    out, p = [], 1
+    while p < nlist:
+        out.append(p)
+        p *= 2
+    out.append(nlist)
+    return tuple(out)
+
+
+def make_index(kind: str, dim: int, recall_target: float = 0.95, n_expected: int = 0,
+               ef_construction: int = 80) -> faiss.Index:
+    """An empty index of ``kind`` (IVF-PQ comes back untrained)."""
+    metric = faiss.METRIC_INNER_PRODUCT
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind == "hnsw":
+        hnsw = faiss.IndexHNSWFlat(dim, hnsw_m(recall_target), metric)
+        hnsw.hnsw.efConstruction = ef_construction
+        hnsw.hnsw.efSearch = 64
+        return faiss.IndexIDMap2(hnsw)
+    if kind == "ivfpq":
+        return make_ivfpq(dim, ivf_nlist(n_expected), pq_m(dim, recall_target))
+    raise AstroVLMError(f"unknown index kind '{kind}' (choose from {', '.join(KINDS[1:])})", field="kind")
+
+
+def make_ivfpq(dim: int, nlist: int, m: int, nbits: int = 8) -> faiss.IndexIVFPQ:
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
+    index.own_fields = True
+    quantizer.this.disown()  # the IVF index owns and frees its quantizer
+    index.nprobe = min(16, nlist)
+    return index
+
+
+def ivf_of(index: faiss.Index):
+    """The IVF layer of an index, or None."""
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def hnsw_of(index: faiss.Index):
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    return inner if isinstance(inner, faiss.IndexHNSW) else None
+
+
+def gpu_clone(index: faiss.Index, kind: str):
+    """A GPU copy for searching when the GPU build of FAISS sees a GPU (flat and IVF only:
+    FAISS has no GPU HNSW). Returns None on CPU-only builds or if cloning fails."""
+    if kind not in ("flat", "ivfpq") or os.environ.get("ASTROVLM_NO_GPU"):
+        return None
+    try:
+        if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() < 1:
+            return None
+        return faiss.index_cpu_to_all_gpus(index)
+    except (RuntimeError, AttributeError):
+        return None

@@ -1,0 +1,328 @@
+"""Train the aligned encoders (image / spectrum / text heads + spectrum CNN) on the sample sky.
+
+Top to bottom: load the train split, cache frozen backbone features (images: several sky
+views each; captions: every phrasing once), then train with open_clip's ClipLoss under
+accelerate, evaluate on the validation split, fit the zero-shot temperatures on it, and
+save the folder (config + safetensors) that ships in astrovlm/weights/encoder.
+The test split is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from accelerate import Accelerator
+from open_clip.loss import ClipLoss
+from PIL import Image
+from tqdm.auto import tqdm
+
+from astrovlm.config import sample_dir
+from astrovlm.data.readers import read_spectrum
+from astrovlm.data.records import SkyDataset
+from astrovlm.data.simulate import simulate_spectrum
+from astrovlm.encoders.captions import image_captions, pick, spectrum_captions
+from astrovlm.encoders.model import DEFAULT_CONFIG, AlignedEncoder
+from astrovlm.encoders.preprocess import image_to_tensor, load_rgb, sky_augmentations, spectrum_to_tensor
+from astrovlm.encoders.zeroshot import DEFAULT_LABELS, TEMPLATES, label_phrase
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--config", default=str(Path(__file__).with_name("config.yaml")))
+    p.add_argument("--steps", type=int, help="override the config's steps")
+    p.add_argument("--output", help="override the output folder")
+    return p.parse_args(argv)
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+# ----- data -------------------------------------------------------------------------------
+def image_items(ds: SkyDataset, split: str):
+    cards = {p.object_id: p.text for p in ds.passages if p.kind == "catalog_card"}
+    items = []
+    for rec in ds.images:
+        obj = ds.get_object(rec.object_id)
+        if rec.split != split or obj is None or obj.coarse_class not in DEFAULT_LABELS["image"]:
+            continue
+        items.append((rec, obj, image_captions(obj, cards.get(obj.object_id))))
+    return items
+
+
+@torch.no_grad()
+def cache_image_features(model, ds, items, views: int, rng, desc: str) -> torch.Tensor:
+    """(n_items, views, 1280) backbone features; view 0 is the plain image."""
+    out = torch.zeros(len(items), views, model.config["image_tower"]["feature_dim"])
+    for i, (rec, _, _) in enumerate(tqdm(items, desc=desc, unit="image")):
+        img = load_rgb(ds.path(rec.path))
+        pics = [img] + (sky_augmentations(img, rng, views - 1) if views > 1 else [])
+        pixels = torch.stack([image_to_tensor(p) for p in pics])
+        out[i] = model.image_features(pixels)
+    return out
+
+
+def spectrum_templates(ds: SkyDataset, split: str):
+    """The real spectra of a split, read once (the simulator draws variants of them)."""
+    out = []
+    for rec in ds.spectra:
+        if rec.split == split and not rec.simulated and rec.spectral_class in DEFAULT_LABELS["spectrum"]:
+            obj = ds.get_object(rec.object_id)
+            out.append((rec, read_spectrum(ds.path(rec.path)), obj.name if obj else ""))
+    return out
+
+
+def class_kind(spectral_class: str) -> str:
+    return {"galaxy": "galaxy", "quasar": "quasar"}.get(spectral_class, "star")
+
+
+def draw_spectrum(rec, spec, cfg, rng):
+    """One simulated observation of a real template: (tensor, total redshift)."""
+    lo, hi = cfg["redshift"][class_kind(rec.spectral_class)]
+    for _ in range(10):
+        z_sim = float(rng.uniform(lo, hi))
+        try:
+            sim = simulate_spectrum(spec, redshift=z_sim, snr=float(rng.uniform(*cfg["snr"])),
+                                    resolution=float(rng.uniform(*cfg["resolution"])),
+                                    ebv=float(rng.uniform(*cfg["ebv"])), rng=rng)
+            x = spectrum_to_tensor(sim)
+        except ValueError:
+            continue  # this redshift moved the template off the instrument: draw again
+        return x, (1 + rec.redshift) * (1 + z_sim) - 1
+    raise RuntimeError(f"could not simulate {rec.spectrum_id}")
+
+
+# ----- text ---------------------------------------------------------------------------------
+class TextCache:
+    """Frozen MiniLM features for every caption, computed once (the text head is what trains)."""
+
+    def __init__(self, model):
+        self.model, self.feats = model, {}
+
+    @torch.no_grad()
+    def add(self, texts, desc="caching caption features"):
+        todo = sorted({t for t in texts if t not in self.feats})
+        for i in tqdm(range(0, len(todo), 128), desc=desc, unit="batch", disable=not todo):
+            chunk = todo[i:i + 128]
+            for t, f in zip(chunk, self.model.text_features(chunk)):
+                self.feats[t] = f
+
+    def __call__(self, texts):
+        self.add(texts, desc="caching new captions")
+        return torch.stack([self.feats[t] for t in texts])
+
+
+def prompt_texts(modality):
+    return [t.format(label_phrase(lab)) for lab in DEFAULT_LABELS[modality] for t in TEMPLATES[modality]]
+
+
+def class_embeddings(model, cache, modality):
+    n_t = len(TEMPLATES[modality])
+    emb = model.embed_text_features(cache(prompt_texts(modality)))
+    return F.normalize(emb.view(len(DEFAULT_LABELS[modality]), n_t, -1).mean(1), dim=-1)
+
+
+def unique_batch(captions_per_item, rng, card_weight):
+    """One caption per item, no caption twice in a batch (CLIP treats the rest as negatives)."""
+    chosen, seen = [], set()
+    for caps in captions_per_item:
+        c = pick(caps, rng, card_weight)
+        if c in seen:  # fall back to the most specific phrasing (the last ones name the object)
+            c = next((x for x in reversed(caps) if x not in seen), c)
+        seen.add(c)
+        chosen.append(c)
+    return chosen
+
+
+# ----- evaluation ---------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model, cache, val_img_feats, val_items, val_spec):
+    model.eval()
+    out = {}
+    if len(val_items):
+        cls = class_embeddings(model, cache, "image")
+        emb = model.embed_image_features(val_img_feats[:, 0])
+        pred = (emb @ cls.T).argmax(1).numpy()
+        truth = np.array([DEFAULT_LABELS["image"].index(o.coarse_class) for _, o, _ in val_items])
+        out["val_image_zeroshot_acc"] = float((pred == truth).mean())
+        out["_image_sims"] = (emb @ cls.T).numpy(), truth
+    if val_spec:
+        cls = class_embeddings(model, cache, "spectrum")
+        x = torch.stack([spectrum_to_tensor(s) for _, s, _ in val_spec])
+        emb = model.embed_spectra(x)
+        pred = (emb @ cls.T).argmax(1).numpy()
+        truth = np.array([DEFAULT_LABELS["spectrum"].index(r.spectral_class) for r, _, _ in val_spec])
+        out["val_spectrum_zeroshot_acc"] = float((pred == truth).mean())
+        out["_spectrum_sims"] = (emb @ cls.T).numpy(), truth
+    model.train()
+    return out
+
+
+def fit_temperature(sims: np.ndarray, truth: np.ndarray) -> float:
+    """The softmax temperature that minimises validation NLL (calibrated probabilities)."""
+    best = (math.inf, 0.05)
+    for t in np.geomspace(0.005, 1.0, 120):
+        logits = sims / t
+        logits = logits - logits.max(1, keepdims=True)
+        nll = -(logits[np.arange(len(truth)), truth] - np.log(np.exp(logits).sum(1))).mean()
+        best = min(best, (nll, float(t)))
+    return best[1]
+
+
+def save_curves(history, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in history[0] if k.startswith("loss")]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    steps = [h["step"] for h in history]
+    for k in keys:
+        ax.plot(steps, [h[k] for h in history], label=k, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("astrovlm aligned encoders: training losses")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ----- main ---------------------------------------------------------------------------------
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    if args.steps:
+        cfg["steps"] = args.steps
+    out_dir = Path(args.output or cfg["output"])
+    out_dir = out_dir if out_dir.is_absolute() else ROOT / out_dir
+    run_dir = ROOT / cfg["run_dir"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rng = seed_everything(cfg["seed"])
+    accelerator = Accelerator()
+    t0 = time.time()
+
+    ds = SkyDataset(cfg["dataset"] or sample_dir())
+    model = AlignedEncoder(DEFAULT_CONFIG)
+    model.eval()
+
+    train_items, val_items = image_items(ds, "train"), image_items(ds, "val")
+    train_feats = cache_image_features(model, ds, train_items, cfg["image"]["views_per_image"], rng,
+                                       "train images (views)")
+    val_feats = cache_image_features(model, ds, val_items, 1, rng, "val images")
+    train_spec, val_spec = spectrum_templates(ds, "train"), spectrum_templates(ds, "val")
+    pairs = [(i, j) for i, (_, o, _) in enumerate(train_items)
+             for j, (r, _, _) in enumerate(train_spec) if r.object_id == o.object_id]
+    accelerator.print(f"train: {len(train_items)} images, {len(train_spec)} real spectra, {len(pairs)} "
+                      f"image-spectrum pairs; val: {len(val_items)} images, {len(val_spec)} spectra")
+
+    cache = TextCache(model)
+    cache.add([c for _, _, caps in train_items for c in caps] + prompt_texts("image") + prompt_texts("spectrum"))
+
+    trainable = [p for n, p in model.named_parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / cfg["warmup_steps"]) *
+        0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg["steps"]))))
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+    core = accelerator.unwrap_model(model)
+    clip_loss = ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
+    w = cfg["loss_weights"]
+    img_labels = torch.tensor([DEFAULT_LABELS["image"].index(o.coarse_class) for _, o, _ in train_items])
+    history = []
+    model.train()
+    core.image_backbone.eval()  # frozen: keep its batch-norm statistics
+    core.text_backbone.eval()
+    bar = tqdm(range(cfg["steps"]), desc="training", unit="step")
+    for step in bar:
+        scale = core.logit_scale.exp().clamp(max=100)
+        losses = {}
+        # images <-> captions, and images vs the class prompts
+        idx = rng.choice(len(train_items), size=min(cfg["image"]["batch_size"], len(train_items)), replace=False)
+        views = rng.integers(cfg["image"]["views_per_image"], size=len(idx))
+        img = core.embed_image_features(train_feats[idx, views])
+        caps = unique_batch([train_items[i][2] for i in idx], rng, cfg["image"]["card_weight"])
+        txt = core.embed_text_features(cache(caps))
+        losses["loss_image_text"] = clip_loss(img, txt, scale)
+        cls_img = class_embeddings(core, cache, "image")
+        losses["loss_image_prompts"] = F.cross_entropy(scale * img @ cls_img.T, img_labels[idx])
+        # spectra <-> captions, class prompts, redshift
+        tidx = rng.choice(len(train_spec), size=min(cfg["spectrum"]["batch_size"], len(train_spec)),
+                          replace=len(train_spec) < cfg["spectrum"]["batch_size"])
+        xs, zs, scaps = [], [], []
+        for i in tidx:
+            rec, spec, name = train_spec[i]
+            x, z = draw_spectrum(rec, spec, cfg["spectrum"], rng)
+            xs.append(x)
+            zs.append(z)
+            scaps.append(spectrum_captions(rec.spectral_class, rec.subclass, z, name))
+        sp = core.embed_spectra(torch.stack(xs))
+        stx = core.embed_text_features(cache(unique_batch(scaps, rng, 0.0)))
+        losses["loss_spectrum_text"] = clip_loss(sp, stx, scale)
+        cls_sp = class_embeddings(core, cache, "spectrum")
+        sp_labels = torch.tensor([DEFAULT_LABELS["spectrum"].index(train_spec[i][0].spectral_class) for i in tidx])
+        losses["loss_spectrum_prompts"] = F.cross_entropy(scale * sp @ cls_sp.T, sp_labels)
+        z_true = torch.log1p(torch.tensor(zs, dtype=torch.float32))
+        losses["loss_redshift"] = F.mse_loss(core.redshift_head(sp).squeeze(-1), z_true)
+        # the real image-spectrum pairs of the same object
+        if len(pairs) >= 2:
+            pi = [pairs[k] for k in rng.permutation(len(pairs))[:16]]
+            pimg = core.embed_image_features(train_feats[[a for a, _ in pi], rng.integers(cfg["image"]["views_per_image"], size=len(pi))])
+            psp = torch.stack([draw_spectrum(train_spec[b][0], train_spec[b][1], cfg["spectrum"], rng)[0] for _, b in pi])
+            losses["loss_image_spectrum"] = clip_loss(pimg, core.embed_spectra(psp), scale)
+        total = sum(w[k[5:]] * v for k, v in losses.items())
+        opt.zero_grad()
+        accelerator.backward(total)
+        opt.step()
+        sched.step()
+        row = {"step": step, "loss_total": float(total), **{k: float(v) for k, v in losses.items()},
+               "logit_scale": float(scale)}
+        if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
+            metrics = evaluate(core, cache, val_feats, val_items, val_spec)
+            row.update({k: v for k, v in metrics.items() if not k.startswith("_")})
+            accelerator.print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+        history.append(row)
+        bar.set_postfix(loss=f"{float(total):.3f}")
+
+    core.eval()
+    final = evaluate(core, cache, val_feats, val_items, val_spec)
+    zero_shot = {}
+    if "_image_sims" in final:
+        zero_shot["temperature_image"] = fit_temperature(*final["_image_sims"])
+    if "_spectrum_sims" in final:
+        zero_shot["temperature_spectrum"] = fit_temperature(*final["_spectrum_sims"])
+    core.config["zero_shot"] = zero_shot
+    core.config["training"] = {
+        "recipe": "training/encoders/train.py", "config": cfg, "seed": cfg["seed"],
+        "dataset_hash": json.loads((ds.root / "manifest.json").read_text()).get("content_hash")
+        if (ds.root / "manifest.json").exists() else None,
+        "train_images": len(train_items), "train_spectra_templates": len(train_spec),
+        "val": {k: v for k, v in final.items() if not k.startswith("_")},
+        "minutes": round((time.time() - t0) / 60, 1),
+    }
+    if accelerator.is_main_process:
+        core.save_pretrained(out_dir)
+        (run_dir / "history.json").write_text(json.dumps(history))
+        save_curves(history, run_dir / "loss_curves.png")
+        accelerator.print(f"saved {out_dir} in {core.config['training']['minutes']} min; "
+                          f"val: {core.config['training']['val']}; temperatures {zero_shot}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
