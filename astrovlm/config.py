@@ -51,13 +51,15 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     """Build a directory in a sibling temp folder, then swap it in with renames.
 
     If the block raises (or the process dies) the previous ``final`` is left intact;
-    a leftover ``.tmp`` sibling is removed on the next build.
+    a leftover ``.tmp`` sibling of a dead process is removed on the next build (one of a
+    build still running elsewhere is left alone: its name carries its process id).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+        if not _pid_alive(stale.name.rsplit(".tmp-", 1)[1].split("-")[0]):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-{os.getpid()}-"))
     try:
         yield tmp
     except BaseException:
@@ -69,3 +71,13 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

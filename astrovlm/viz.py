@@ -145,16 +145,17 @@ def _mark_lines(ax, wmin: float, wmax: float, z: float) -> None:
     import matplotlib.transforms as mtransforms
 
     trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-    last_x = -np.inf
+    last_x, level = -np.inf, 0
     for label, rest in COMMON_LINES:
         observed = rest * (1 + z)
         if not wmin <= observed <= wmax:
             continue
         ax.axvline(observed, color="tab:blue", lw=0.6, ls="--", alpha=0.6)
-        # stagger labels of close lines (Ca H and K, the [O III] pair) so they stay legible
-        y = 0.97 if observed - last_x > 0.02 * (wmax - wmin) else 0.88
-        ax.text(observed, y, label, transform=trans, rotation=90, va="top", ha="right",
-                fontsize=7, color="tab:blue")
+        # step the labels of close lines (Ca H and K, the [O III] pair, H-alpha and [N II])
+        # down the plot so they do not print over each other
+        level = level + 1 if observed - last_x < 0.02 * (wmax - wmin) else 0
+        ax.text(observed, 0.97 - 0.1 * (level % 3), label, transform=trans, rotation=90,
+                va="top", ha="right", fontsize=7, color="tab:blue")
         last_x = observed
 
 

@@ -50,6 +50,9 @@ class SkyFilter:
     def make(cls, modality=None, object_type=None, center=None, radius=None,
              exclude_objects=()) -> "SkyFilter":
         """Build a filter from loose arguments, checking each one."""
+        if modality is None and object_type is None and center is None and radius is None \
+                and not exclude_objects:
+            return NO_FILTER
         mods = check_modalities(modality)
         otype = None
         if object_type is not None:
@@ -97,6 +100,9 @@ class SkyFilter:
         if self.exclude_objects:
             out["exclude_objects"] = sorted(self.exclude_objects)
         return out
+
+
+NO_FILTER = SkyFilter()
 
 
 def _check_center(center):
@@ -160,7 +166,10 @@ def parse_cone(text: str):
         radius = float(rad) * u.deg if _is_number(rad) else u.Quantity(rad)
     except (ValueError, TypeError) as exc:
         raise AstroVLMError(f"cannot read the radius '{rad}' ({exc})", field="cone") from None
-    return center, _check_radius(radius)
+    try:
+        return center, _check_radius(radius)
+    except AstroVLMError as exc:
+        raise AstroVLMError(str(exc).split(": ", 1)[-1], field="cone") from None
 
 
 def _is_number(s: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -51,7 +52,7 @@ def open_fits(path: str | Path) -> Iterator:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # IRAF headers warn on every non-standard card
             hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
-    except (OSError, ValueError, TypeError, EOFError) as exc:
+    except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
         raise AstroVLMError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
     try:
         yield hdul
@@ -69,7 +70,7 @@ def iter_hdus(hdul, path) -> Iterator:
                 hdu = hdul[i]
         except IndexError:
             return
-        except (OSError, ValueError, TypeError, EOFError) as exc:
+        except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
             if i == 0:
                 raise AstroVLMError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
             return  # trailing junk after the last HDU: keep what was readable
@@ -95,7 +96,7 @@ def hdu_data(hdu, path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = hdu.data
-    except (OSError, ValueError, TypeError, EOFError, IndexError) as exc:
+    except (OSError, ValueError, TypeError, EOFError, IndexError, zlib.error) as exc:
         raise AstroVLMError(f"corrupt or truncated FITS file: the data of HDU '{hdu.name}' "
                             f"cannot be read ({_reason(exc)})", path=path) from None
     return data
@@ -169,7 +170,7 @@ def parse_spectral_unit(text) -> u.UnitBase | None:
     """
     if text is None:
         return None
-    if isinstance(text, u.UnitBase):
+    if isinstance(text, u.UnitBase) and not isinstance(text, u.UnrecognizedUnit):
         unit = text
     else:
         s = str(text).strip().strip("[]()").strip()
@@ -221,8 +222,6 @@ def header_coord(header):
     Sexagesimal RA is in hours (IRAF, amateur cameras); numeric RA is in degrees. FK4/FK5
     positions are taken as the header's EQUINOX says and returned in ICRS.
     """
-    from astropy.coordinates import SkyCoord
-
     for ra_key, dec_key in _RADEC_KEYS:
         ra, dec = card(header, ra_key), card(header, dec_key)
         if ra is None or dec is None or isinstance(ra, bool) or isinstance(dec, bool):
@@ -255,6 +254,8 @@ def _coord_from_values(ra, dec, header):
             c = SkyCoord(float(ra_s) * u.deg, float(dec_s) * u.deg, **kw)
         else:
             c = SkyCoord(ra_s, dec_s, unit=(u.hourangle, u.deg), **kw)
+        if c.spherical.lon.deg == 0.0 and c.spherical.lat.deg == 0.0:
+            return None  # '00:00:00' is a placeholder far more often than a real pointing
     else:
         ra_f, dec_f = float(ra), float(dec)
         if not (np.isfinite(ra_f) and np.isfinite(dec_f)) or not (-90 <= dec_f <= 90):

@@ -115,7 +115,7 @@ def check_image_size(shape: tuple[int, ...], path, what: str = "image") -> None:
             path=path)
 
 
-def _image_hdu_kind(hdu) -> str | None:
+def image_hdu_kind(hdu) -> str | None:
     """'image' / 'cube' for an HDU holding pixels of the sky, 'spectrum' for a 1-D or
     SDSS-layout spectrum, None for anything else (tables, empty primaries)."""
     from astrovlm.data.readers.fits_spectrum import looks_like_spectrum_image
@@ -136,7 +136,7 @@ def _read_fits_image(path: Path, hdu) -> Cutout:
     with open_fits(path) as hdul:
         if hdu is not None:
             chosen = pick_hdu(hdul, hdu, path)
-            kind = _image_hdu_kind(chosen)
+            kind = image_hdu_kind(chosen)
             if kind is None:
                 shape = hdu_shape(chosen) if is_image_hdu(chosen) else None
                 raise AstroVLMError(
@@ -145,7 +145,7 @@ def _read_fits_image(path: Path, hdu) -> Cutout:
         else:
             chosen, kinds = None, []
             for _, candidate in iter_hdus(hdul, path):
-                kind = _image_hdu_kind(candidate)
+                kind = image_hdu_kind(candidate)
                 kinds.append(kind)
                 if kind in ("image", "cube"):
                     chosen = candidate
@@ -241,6 +241,11 @@ def _read_pil(path: Path) -> Cutout:
             elif mode in ("L", "1"):
                 data, bands, ready = np.asarray(img.convert("L"), dtype=np.float32).copy(), ["L"], True
             else:
+                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+                    # transparent pixels are empty sky (Stellarium textures fade out at the
+                    # edges): composite on black, as the encoders' preprocessing does
+                    rgba = img.convert("RGBA")
+                    img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
                 rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
                 data, bands, ready = np.moveaxis(rgb, -1, 0).copy(), ["R", "G", "B"], True
     except UnidentifiedImageError:
@@ -253,7 +258,7 @@ def _read_pil(path: Path) -> Cutout:
                   origin="upper", display_ready=ready)
 
 
-def load_image(image) -> "Image.Image":
+def load_image(image):
     """A PIL RGB image from a path (FITS, PNG, JPEG), a ``Cutout`` or a PIL image: the one
     way images enter the encoders, so a FITS file and its PNG rendering look the same."""
     from PIL import Image

@@ -14,6 +14,7 @@ import gzip
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -82,12 +83,12 @@ def download(package: str, *, progress: bool = True) -> Path:
             f"download {package}_*.deb from packages.debian.org into {debs}, or unpack it and "
             f"point {ENV_ROOT} at the folder")
     if progress:
-        print(f"  fetching {package} with apt-get download ...", flush=True)
+        print(f"  fetching {package} with apt-get download ...", file=sys.stderr, flush=True)
     result = _apt_download(package, debs)
     if result.returncode != 0 and _is_root():
         # A fresh machine has no package lists yet; only root can fetch them.
         if progress:
-            print("  apt-get download failed; running apt-get update first ...", flush=True)
+            print("  apt-get download failed; running apt-get update first ...", file=sys.stderr, flush=True)
         subprocess.run(["apt-get", "update"], capture_output=True, text=True)
         result = _apt_download(package, debs)
     if result.returncode != 0:
@@ -117,7 +118,7 @@ def _unpack(deb: Path, root: Path, package: str, *, progress: bool) -> None:
         raise AstroVLMError(f"dpkg is not available to unpack {deb.name}; install dpkg or "
                             f"unpack it elsewhere and point {ENV_ROOT} at the folder", path=deb)
     if progress:
-        print(f"  unpacking {deb.name} ...", flush=True)
+        print(f"  unpacking {deb.name} ...", file=sys.stderr, flush=True)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{package}.tmp-"))
     try:

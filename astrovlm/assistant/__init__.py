@@ -1,0 +1,35 @@
+"""The assistant: a LLaVA-style model over a stock causal LM, answering from retrieved sources.
+
+- ``lm``         loading the language model (SmolLM2 from its offline GGUF, cached once)
+- ``projector``  LLaVA's mlp2x_gelu, from an aligned-encoder vector to a few LM tokens
+- ``model``      ``AstroLlava``: placeholder splicing, LoRA (peft), save/load, streaming
+- ``prompts``    the system prompt, numbered sources, retrieved text kept as data
+- ``rag``        ``Assistant`` / ``ChatSession`` / ``Answer``: resolve, retrieve, answer, cite
+- ``llamacpp``   an optional llama.cpp backend for the text-only path
+
+    >>> from astrovlm.assistant import Assistant
+    >>> Assistant.from_defaults().ask("What kind of object is M57 and where is it?").text
+"""
+
+from __future__ import annotations
+
+_EXPORTS = {
+    "AstroLlava": "astrovlm.assistant.model",
+    "AssistantConfig": "astrovlm.assistant.model",
+    "Assistant": "astrovlm.assistant.rag",
+    "ChatSession": "astrovlm.assistant.rag",
+    "Answer": "astrovlm.assistant.rag",
+    "find_names": "astrovlm.assistant.rag",
+    "load_language_model": "astrovlm.assistant.lm",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    # Lazy: importing the package should not load torch/transformers until they are used.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)

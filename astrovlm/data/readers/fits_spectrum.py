@@ -1,0 +1,407 @@
+"""FITS spectra in the layouts astronomers actually have, read into a ``Spectrum``.
+
+- tables: SDSS/BOSS ``spec-*.fits`` (COADD: loglam, flux, ivar), DESI-style per-camera
+  HDUs (B/R/Z_WAVELENGTH, _FLUX, _IVAR, _MASK), any table with wavelength/flux columns, and
+  astrovlm's own ``Spectrum.to_fits`` format (WAVELENGTH [Angstrom], FLUX, IVAR);
+- 1-D images with a spectral WCS: FITS-standard (``CTYPE1 = 'WAVE'``, ``'WAVE-LOG'``,
+  ``'AWAV'``, ``'FREQ'``), IRAF linear/log-linear (``CRVAL1``, ``CDELT1`` or ``CD1_1``,
+  ``CRPIX1``, ``DC-FLAG = 1`` for log10), IRAF ``multispec`` and the old ``W0/WPC``;
+- 2-D images whose rows are flux, error, ... (SDSS spSpec and the RVSAO SDSS templates:
+  row 0 is the flux, ``ARRAYn`` names the rows when present).
+
+IRAF's convention is Angstrom when a header names no unit; astrovlm accepts that only when
+the values are plainly optical Angstrom, and says so in ``meta['WUNITSRC']``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+
+from astrovlm.data.readers._common import (
+    card, check_nonempty, hdu_data, hdu_shape, header_coord, header_number, is_image_hdu,
+    is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu)
+from astrovlm.data.readers.spectrum_table import (
+    META_KEYS, assume_angstrom, finish_spectrum, ivar_from_error, spectral_columns,
+    spectrum_from_table)
+from astrovlm.data.spectrum import Spectrum
+from astrovlm.errors import AstroVLMError
+
+_STANDARD_SPECTRAL = ("WAVE", "AWAV", "FREQ", "ENER", "WAVN", "VOPT", "ZOPT")
+_IRAF_CTYPES = ("LINEAR", "LAMBDA", "WAVELENGTH", "PIXEL", "MULTISPE", "ANGSTROM")
+_TABLE_STRUCTURAL = re.compile(
+    r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|TTYPE\d+|TFORM\d+|TUNIT\d+|TDIM\d+|"
+    r"TNULL\d+|TSCAL\d+|TZERO\d+|TDISP\d+|TUCD\d+|TCOMM\d+|EXTNAME|EXTVER|CHECKSUM|DATASUM|"
+    r"COMMENT|HISTORY|SIMPLE|EXTEND|)$")
+
+
+def looks_like_spectrum_image(header, shape) -> bool:
+    """A 2-D array of a few rows by many pixels with a spectral header: flux/error/mask rows."""
+    if len(shape) != 2:
+        return False
+    nrows, npix = shape
+    if nrows > 8 or npix < 64:
+        return False
+    ctype1 = str(card(header, "CTYPE1", "") or "").upper()
+    ctype2 = str(card(header, "CTYPE2", "") or "").upper()
+    if ctype2.startswith(("RA", "DEC", "GLON", "GLAT", "ELON", "ELAT")):
+        return False
+    return bool(card(header, "DC-FLAG") is not None or card(header, "WFITTYPE")
+                or card(header, "COEFF0") is not None or card(header, "ARRAY1")
+                or ctype1.startswith(_STANDARD_SPECTRAL + _IRAF_CTYPES)
+                or card(header, "CRVAL1") is not None)
+
+
+def read_spectrum(path: str | Path, hdu: int | str | None = None, index: int = 0) -> Spectrum:
+    """Read a spectrum from FITS (any layout above), ECSV/CSV/Parquet/VOTable tables, or
+    plain two/three-column text. ``hdu`` picks a FITS HDU; ``index`` picks one spectrum of
+    a file that holds several (rows of a 2-D array or of a table of vector columns)."""
+    path = check_nonempty(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith((b"SIMPLE", b"\x1f\x8b")):
+        return _read_fits_spectrum(path, hdu, index)
+    if hdu is not None:
+        raise AstroVLMError(f"hdu={hdu!r} given but the file is not FITS", path=path)
+    from astrovlm.data.readers.catalog import TABLE_SUFFIXES, read_table
+
+    name = path.name.lower()
+    if head.startswith(b"PAR1") or name.endswith(TABLE_SUFFIXES):
+        return spectrum_from_table(read_table(path), path, index=index)
+    if head[:5].lower() in (b"<?xml", b"<vota"):
+        return spectrum_from_table(read_table(path), path, index=index)
+    from astrovlm.data.readers.spectrum_table import read_text_spectrum
+
+    return read_text_spectrum(path, index=index)
+
+
+def _read_fits_spectrum(path: Path, hdu, index: int) -> Spectrum:
+    with open_fits(path) as hdul:
+        hdus = list(iter_hdus(hdul, path))
+        primary = hdus[0][1].header if hdus else None
+        if hdu is None:
+            cameras = _desi_cameras(hdus)
+            if cameras:
+                return _read_desi(hdus, cameras, path, index)
+        chosen = pick_hdu(hdul, hdu, path) if hdu is not None else _find_spectrum_hdu(hdus, path)
+        meta = _meta_from_header(primary) if primary is not None else {}
+        if is_table_hdu(chosen):
+            meta.update(_meta_from_table_header(chosen.header))
+            meta.update(_meta_from_companion(hdus, index))
+            table = _table(chosen, path)
+            if not len(table):
+                raise AstroVLMError(f"spectrum table '{chosen.name}' has no rows", path=path)
+            raw_units = {}
+            for i, col in enumerate(chosen.columns, 1):
+                unit = card(chosen.header, f"TUNIT{i}")
+                if unit:
+                    raw_units[col.name] = str(unit)
+            return spectrum_from_table(table, path, index=index, meta=meta, raw_units=raw_units)
+        if not is_image_hdu(chosen):
+            raise AstroVLMError(f"HDU {hdu!r} holds neither a table nor an array", path=path)
+        shape = hdu_shape(chosen)
+        header = chosen.header
+        if chosen is not hdus[0][1]:
+            meta.update(_meta_from_header(header))
+        if len(shape) == 1:
+            data = np.asarray(hdu_data(chosen, path), dtype=np.float64).reshape(-1)
+            flux, ivar = data, None
+        elif len(shape) == 2 and shape[0] <= 8:
+            rows = np.asarray(hdu_data(chosen, path), dtype=np.float64).reshape(shape)
+            flux, ivar = _rows_to_flux_ivar(rows, header, index, path)
+        else:
+            raise AstroVLMError(f"HDU '{chosen.name}' holds a {shape} array: not a spectrum "
+                                "(an image? read it with read_image)", path=path)
+        wave_values, unit = wavelength_solution(header, len(flux), path, meta)
+        flux_unit = str(card(header, "BUNIT", "") or meta.pop("BUNIT", "") or "")
+        meta.pop("BUNIT", None)
+        return finish_spectrum(wave_values, unit, flux, ivar, flux_unit, meta, path)
+
+
+def _find_spectrum_hdu(hdus, path):
+    """The first HDU that holds a spectrum: a table with spectral columns, a 1-D array, or
+    an SDSS-style few-rows array."""
+    for _, hdu in hdus:
+        if is_table_hdu(hdu):
+            names = [str(c.name) for c in hdu.columns]
+            if spectral_columns(names):
+                return hdu
+        elif is_image_hdu(hdu):
+            shape = hdu_shape(hdu)
+            if len(shape) == 1 or looks_like_spectrum_image(hdu.header, shape):
+                return hdu
+    kinds = []
+    for _, hdu in hdus:
+        if is_image_hdu(hdu):
+            shape = hdu_shape(hdu)
+            kinds.append(f"an empty {hdu.name or 'HDU'}" if not shape
+                         else f"a {'x'.join(map(str, shape[::-1]))} image")
+        elif is_table_hdu(hdu):
+            kinds.append(f"a table '{hdu.name}' without wavelength/flux columns")
+    raise AstroVLMError("has no spectrum in it (found " + (", ".join(kinds) or "nothing")
+                        + ")", path=path)
+
+
+def _table(hdu, path):
+    from astropy.table import Table
+
+    if hdu_data(hdu, path) is None:  # reading first turns a truncated table into a clear error
+        return Table()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Table.read(hdu, format="fits", character_as_bytes=False)
+    except (ValueError, TypeError) as exc:
+        raise AstroVLMError(f"table '{hdu.name}' cannot be read ({str(exc)[:160]})", path=path) from None
+
+
+def _rows_to_flux_ivar(rows: np.ndarray, header, index: int, path):
+    """Rows of a few-rows spectrum array: which is flux, which is the error or ivar."""
+    labels = {}
+    for i in range(rows.shape[0]):
+        label = str(card(header, f"ARRAY{i + 1}", "") or "").upper()
+        if label:
+            labels[i] = label
+    flux_row = next((i for i, lab in labels.items() if lab in ("SPECTRUM", "FLUX")), None)
+    err_row = next((i for i, lab in labels.items() if lab in ("ERROR", "SIGMA", "ERR")), None)
+    ivar_row = next((i for i, lab in labels.items() if lab in ("IVAR", "INVVAR")), None)
+    sdss_layout = bool(card(header, "WFITTYPE") or card(header, "COEFF0") is not None)
+    if flux_row is None:
+        if sdss_layout or labels:
+            flux_row = 0  # SDSS spSpec: flux, continuum-subtracted flux, error, mask
+        else:
+            if not 0 <= index < rows.shape[0]:
+                raise AstroVLMError(f"has {rows.shape[0]} spectra (rows); index {index} is out of "
+                                    "range", path=path)
+            flux_row = index
+    if err_row is None and ivar_row is None and sdss_layout and rows.shape[0] >= 3 and not labels:
+        err_row = 2
+    ivar = None
+    if ivar_row is not None:
+        ivar = rows[ivar_row]
+    elif err_row is not None and np.any(rows[err_row] > 0):
+        ivar = ivar_from_error(rows[err_row])  # an all-zero error row means "not given"
+    return rows[flux_row], ivar
+
+
+def wavelength_solution(header, n: int, path, meta: dict):
+    """Wavelength values and their unit for ``n`` pixels of a 1-D spectral header."""
+    ctype = str(card(header, "CTYPE1", "") or "").upper().strip()
+    system = str(card(header, "WAT0_001", "") or "").lower()
+    if ctype.startswith("MULTISPE") or "multispec" in system:
+        values, log = _multispec(header, n, path)
+        unit = _header_unit(header) or assume_angstrom(values, path, "CTYPE1", meta)
+        return values, unit
+    if ctype.startswith(_STANDARD_SPECTRAL):
+        return _standard_wcs(header, n, path, meta, ctype)
+    dcflag = header_number(header, "DC-FLAG")
+    if dcflag is not None and dcflag < 0:
+        raise AstroVLMError("is not wavelength calibrated (DC-FLAG = -1)", path=path)
+    crval = header_number(header, "CRVAL1")
+    delta = header_number(header, "CD1_1") or header_number(header, "CDELT1")
+    if crval is None and header_number(header, "W0") is not None:
+        crval, delta = header_number(header, "W0"), header_number(header, "WPC")
+    if crval is None and header_number(header, "COEFF0") is not None:
+        crval, delta = header_number(header, "COEFF0"), header_number(header, "COEFF1")
+    if crval is None or not delta:
+        raise AstroVLMError("has no wavelength solution (no CRVAL1 with CDELT1 or CD1_1 in the "
+                            "header)", path=path, field="CRVAL1")
+    if ctype == "PIXEL" and crval == 1 and delta == 1:
+        raise AstroVLMError("has pixel coordinates only, no wavelength solution", path=path)
+    crpix = header_number(header, "CRPIX1")
+    crpix = 1.0 if crpix is None else crpix
+    pixel = np.arange(1, n + 1, dtype=np.float64)  # FITS pixels count from 1
+    values = crval + delta * (pixel - crpix)
+    wfit = str(card(header, "WFITTYPE", "") or "").upper()
+    log10 = (dcflag == 1 or "LOG" in wfit or "LOG" in ctype
+             or (card(header, "COEFF0") is not None and card(header, "COEFF1") is not None
+                 and crval < 6 and abs(delta) < 0.01))
+    if log10:
+        if crval > 6:
+            raise AstroVLMError(f"header says log-linear (DC-FLAG/WFITTYPE) but CRVAL1 = {crval:g} "
+                                "is not a log10 wavelength", path=path, field="CRVAL1")
+        values = 10.0 ** values
+        meta.setdefault("WAVESCAL", "log-linear")
+    unit = _header_unit(header) or assume_angstrom(values, path, "CUNIT1", meta)
+    return values, unit
+
+
+def _header_unit(header):
+    unit = parse_spectral_unit(card(header, "CUNIT1"))
+    if unit is not None:
+        return unit
+    wat = " ".join(str(card(header, f"WAT1_{i:03d}", "") or "") for i in range(1, 4))
+    m = re.search(r"units=(\S+)", wat)
+    if m:
+        return parse_spectral_unit(m.group(1))
+    return None
+
+
+def _standard_wcs(header, n, path, meta, ctype):
+    """FITS WCS paper III spectral axes. Without CUNIT1 the standard says metres (WAVE) or Hz
+    (FREQ); real files that omit it almost always mean Angstrom, so the values decide."""
+    crval = header_number(header, "CRVAL1")
+    delta = header_number(header, "CDELT1") or header_number(header, "CD1_1")
+    if crval is None or not delta:
+        raise AstroVLMError(f"CTYPE1 = '{ctype}' but no CRVAL1 with CDELT1 or CD1_1",
+                            path=path, field="CRVAL1")
+    crpix = header_number(header, "CRPIX1")
+    crpix = 1.0 if crpix is None else crpix
+    offset = delta * (np.arange(1, n + 1, dtype=np.float64) - crpix)
+    if ctype.endswith("-LOG"):
+        values = crval * np.exp(offset / crval)  # paper III: w = w_r exp(offset / w_r)
+    elif len(ctype) <= 4 or ctype.endswith("-LIN"):
+        values = crval + offset
+    else:
+        raise AstroVLMError(f"spectral axis type CTYPE1 = '{ctype}' is not supported", path=path)
+    unit = parse_spectral_unit(card(header, "CUNIT1"))
+    if unit is None and card(header, "CUNIT1"):
+        raise AstroVLMError(f"CUNIT1 = '{card(header, 'CUNIT1')}' is not a spectral unit",
+                            path=path, field="CUNIT1")
+    if unit is None:
+        if ctype.startswith(("WAVE", "AWAV")):
+            unit = assume_angstrom(values, path, "CUNIT1", meta)
+        else:
+            unit = {"FREQ": u.Hz, "ENER": u.J, "WAVN": 1 / u.m}.get(ctype[:4])
+    if ctype.startswith("AWAV"):
+        meta.setdefault("AIRORVAC", "air")
+    return values, unit
+
+
+def _multispec(header, n, path):
+    """The first aperture of an IRAF multispec header: linear (0), log-linear (1), or a
+    sampled table of wavelengths (dtype 2 with function type 5)."""
+    keys = sorted(k for k in header.keys() if re.fullmatch(r"WAT2_\d{3}", k))
+    # IRAF splits the string into 68-character cards; astropy strips their trailing blanks
+    text = "".join(_raw_string(header, k).ljust(68) for k in keys)
+    m = re.search(r'spec\d+\s*=\s*"([^"]*)"?', text)
+    if not m:
+        raise AstroVLMError("multispec header without a 'spec1' wavelength solution", path=path)
+    fields = m.group(1).split()
+    try:
+        dtype, w1, dw = int(fields[2]), float(fields[3]), float(fields[4])
+        z = float(fields[6])
+    except (IndexError, ValueError):
+        raise AstroVLMError("multispec 'spec1' wavelength solution cannot be parsed", path=path) from None
+    pixel = np.arange(n, dtype=np.float64)
+    if dtype in (0, 1):
+        values = w1 + dw * pixel
+        values = 10.0 ** values if dtype == 1 else values
+    elif dtype == 2:
+        try:
+            # ap beam dtype w1 dw nw z aplow aphigh | weight zeropoint ftype npts values...
+            zero, ftype, npts = float(fields[10]), int(float(fields[11])), int(float(fields[12]))
+            table = zero + np.asarray([float(f) for f in fields[13:13 + npts]])
+        except (IndexError, ValueError):
+            raise AstroVLMError("multispec non-linear solution cannot be parsed", path=path) from None
+        if ftype != 5 or len(table) != npts or npts < n:
+            raise AstroVLMError(f"multispec non-linear function type {ftype} is not supported "
+                                "(only sampled tables)", path=path)
+        values = table[:n]
+    else:
+        raise AstroVLMError(f"multispec dispersion type {dtype} is not supported", path=path)
+    return values / (1.0 + z), dtype == 1
+
+
+def _raw_string(header, key) -> str:
+    """A string card as written, leading blanks kept (``card`` strips them)."""
+    try:
+        return str(header[key])
+    except Exception:
+        return ""
+
+
+def _meta_from_header(header) -> dict:
+    meta = {}
+    for key in META_KEYS:
+        value = card(header, key)
+        if value is not None and not isinstance(value, (list, dict)):
+            meta[key] = value
+    coord = header_coord(header)
+    if coord is not None:
+        meta["RA"], meta["DEC"] = float(coord.ra.deg), float(coord.dec.deg)
+    return meta
+
+
+def _meta_from_table_header(header) -> dict:
+    """Every non-structural card of a spectrum table's header (round-trips ``to_fits``)."""
+    meta = {}
+    for c in header.cards:
+        try:
+            key, value = c.keyword, c.value
+        except Exception:  # unparsable card
+            continue
+        if _TABLE_STRUCTURAL.match(key) or not isinstance(value, (str, int, float, bool)):
+            continue  # structure, blank or undefined values
+        meta[key] = value
+    return meta
+
+
+def _meta_from_companion(hdus, index: int) -> dict:
+    """Redshift, class and position from SDSS's SPECOBJ or DESI's FIBERMAP table, if present."""
+    wanted = {"Z": "Z", "Z_ERR": "Z_ERR", "ZERR": "Z_ERR", "CLASS": "CLASS", "SPECTYPE": "CLASS",
+              "SUBCLASS": "SUBCLASS", "PLUG_RA": "RA", "PLUG_DEC": "DEC", "TARGET_RA": "RA",
+              "TARGET_DEC": "DEC", "OBJID": "OBJID", "TARGETID": "TARGETID"}
+    meta = {}
+    for _, hdu in hdus:
+        if not is_table_hdu(hdu) or str(hdu.name).upper() not in ("SPECOBJ", "FIBERMAP", "SPALL", "REDSHIFTS"):
+            continue
+        try:
+            data = hdu.data
+            if data is None or len(data) <= index:
+                continue
+            names = {n.upper(): n for n in data.columns.names}
+            for col, key in wanted.items():
+                if col in names and key not in meta:
+                    value = data[names[col]][index]
+                    value = value.item() if hasattr(value, "item") else value
+                    if isinstance(value, bytes):
+                        value = value.decode("ascii", "replace")
+                    meta[key] = value.strip() if isinstance(value, str) else value
+        except Exception:  # a broken companion table loses only these extras
+            continue
+    return meta
+
+
+def _desi_cameras(hdus) -> list[str]:
+    names = {str(h.name).upper() for _, h in hdus}
+    return [cam for cam in ("B", "R", "Z") if {f"{cam}_WAVELENGTH", f"{cam}_FLUX"} <= names]
+
+
+def _read_desi(hdus, cameras, path, index: int) -> Spectrum:
+    """DESI coadd layout: one wavelength array per camera, flux/ivar/mask of shape
+    (n_spectra, n_pixels). Cameras overlap; each keeps its pixels up to the middle of the
+    overlap so the stitched wavelength stays monotonic."""
+    by_name = {str(h.name).upper(): h for _, h in hdus}
+    pieces = []
+    for cam in cameras:
+        wave = np.asarray(hdu_data(by_name[f"{cam}_WAVELENGTH"], path), dtype=np.float64).ravel()
+        unit = parse_spectral_unit(card(by_name[f"{cam}_WAVELENGTH"].header, "BUNIT")) or u.AA
+        flux = np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_FLUX"], path), dtype=np.float64))
+        if not 0 <= index < flux.shape[0]:
+            raise AstroVLMError(f"has {flux.shape[0]} spectra; index {index} is out of range", path=path)
+        ivar = (np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_IVAR"], path), dtype=np.float64))[index]
+                if f"{cam}_IVAR" in by_name else None)
+        if ivar is not None and f"{cam}_MASK" in by_name:
+            mask = np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_MASK"], path)))[index]
+            ivar = np.where(mask == 0, ivar, 0.0)
+        pieces.append([(wave * unit).to_value(u.AA), flux[index], ivar])
+    pieces.sort(key=lambda p: p[0][0])
+    for a, b in zip(pieces, pieces[1:]):
+        if a[0][-1] >= b[0][0]:
+            cut = 0.5 * (a[0][-1] + b[0][0])
+            keep_a, keep_b = a[0] < cut, b[0] >= cut
+            a[:] = [a[0][keep_a], a[1][keep_a], None if a[2] is None else a[2][keep_a]]
+            b[:] = [b[0][keep_b], b[1][keep_b], None if b[2] is None else b[2][keep_b]]
+    wave = np.concatenate([p[0] for p in pieces])
+    flux = np.concatenate([p[1] for p in pieces])
+    ivar = None if any(p[2] is None for p in pieces) else np.concatenate([p[2] for p in pieces])
+    meta = _meta_from_header(hdus[0][1].header)
+    meta.update(_meta_from_companion(hdus, index))
+    flux_unit = str(card(by_name[f"{cameras[0]}_FLUX"].header, "BUNIT", "") or "")
+    meta.pop("BUNIT", None)
+    return finish_spectrum(wave, u.AA, flux, ivar, flux_unit, meta, path)
