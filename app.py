@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="fail instead of building a missing sample sky or index")
     p.add_argument("--no-assistant", action="store_true",
                    help="do not load the language model (search, classify and object pages only)")
+    p.add_argument("--encoder", help="a trained encoder folder (default: the shipped weights)")
+    p.add_argument("--assistant", help="a trained assistant folder (default: the shipped weights)")
     p.add_argument("--queue-size", type=int, default=None,
                    help="most requests that may wait in the queue (default 64); more are refused")
     args = p.parse_args(argv)
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from astrovlm.webapp import QUEUE_MAX_SIZE, SkyApp, serve
 
     try:
-        app = SkyApp.open(build=not args.no_build, load_assistant=not args.no_assistant)
+        app = SkyApp.open(build=not args.no_build, load_assistant=not args.no_assistant,
+                          encoder_path=args.encoder, assistant_path=args.assistant)
     except AstroVLMError as exc:
         print(f"astrovlm: error: {exc}", file=sys.stderr)
         return 2

@@ -8,8 +8,9 @@ Peers, measured in the same run on the same vectors and queries:
 - hnswlib and usearch (HNSW with the same M=32 / efConstruction=80, ef swept);
 - numpy brute force (exact; also the ground truth).
 
-Each library runs in its own process (memory is the RSS growth of that process while it
-builds), with 2 threads to build and 1 to answer; queries go one at a time, as a user's do.
+Each library builds with 2 threads (memory: the growth of this process's RSS during its
+build) and answers with 1; queries go one at a time, as a user's do, the HNSW libraries
+interleaved query by query so that a busy machine slows them alike.
 For each ANN the smallest ef (or nprobe) reaching recall@10 >= 0.95 is found and its p50/p99
 reported; ``ratio_to_best_peer`` is our p50 over the best peer's p50 at that recall.
 
@@ -30,10 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -121,149 +119,181 @@ def sweep(name, set_param, query, queries, truth, ladder):
     return rows, reached
 
 
-# ----------------------------------------------------------------------------- workers
-def worker(lib: str, data: Path) -> dict:
-    """One library in this process: build, memory, sweep. Prints and returns its figures."""
-    x = np.load(data / "base.npy")
-    q = np.load(data / "queries.npy")
-    truth = np.load(data / "truth.npy")
+# ----------------------------------------------------------------------------- builders
+def build_ours(x):
+    import faiss
+
+    from astrovlm.index import CrossModalIndex
+
     n, dim = x.shape
+    index = CrossModalIndex(dim, "benchmark", kind="hnsw", recall_target=TARGET)
+    index.add(x, {"item_id": [f"v{i}" for i in range(n)], "modality": ["image"] * n})
+    hnsw = faiss.downcast_index(index._faiss.index)  # IndexIDMap2 -> IndexHNSWFlat
+    item_row = {f"v{i}": i for i in range(n)}
+
+    def set_ef(ef):
+        index.search_params["efSearch"] = ef
+        hnsw.hnsw.efSearch = ef
+
+    def query(v):
+        return [item_row[h.item_id] for h in index.search(v, k=K)]
+
+    info = {"tuned_efSearch": index.search_params.get("efSearch"),
+            "index_mb": faiss.serialize_index(index._faiss).nbytes / 2**20}
+    return index, query, set_ef, info
+
+
+def build_hnswlib(x):
+    import hnswlib
+
+    n, dim = x.shape
+    index = hnswlib.Index(space="ip", dim=dim)
+    index.init_index(max_elements=n, M=M, ef_construction=EF_CONSTRUCTION, random_seed=0)
+    index.add_items(x, np.arange(n), num_threads=2)
+    index.set_num_threads(1)
+    return index, (lambda v: index.knn_query(v, k=K, num_threads=1)[0][0]), index.set_ef, {}
+
+
+def build_usearch(x):
+    from usearch.index import Index
+
+    n, dim = x.shape
+    index = Index(ndim=dim, metric="ip", dtype="f32", connectivity=M, expansion_add=EF_CONSTRUCTION)
+    index.add(np.arange(n), x, threads=2)
+
+    def set_ef(ef):
+        index.expansion_search = ef
+
+    return index, (lambda v: index.search(v, K, threads=1).keys), set_ef, \
+        {"index_mb": index.serialized_length / 2**20}
+
+
+BUILDERS = {"ours": build_ours, "hnswlib": build_hnswlib, "usearch": build_usearch}
+
+
+def bench_graphs(x, q, truth, libs):
+    """Build each HNSW (2 threads), then sweep ef with the libraries interleaved query by
+    query (1 thread), so that a busy machine slows them all alike."""
+    import faiss
+
+    out, built = {}, {}
+    for lib in libs:
+        gc.collect()
+        faiss.omp_set_num_threads(2)
+        rss0, t = rss_mb(), time.perf_counter()
+        index, query, set_ef, info = BUILDERS[lib](x)
+        out[lib] = {"build_s": round(time.perf_counter() - t, 2), "memory_mb": round(rss_mb() - rss0, 1), **info}
+        built[lib] = (index, query, set_ef)
+        print(f"  built {lib}: {out[lib]}", flush=True)
+        if lib == "ours":  # the same FAISS graph, called directly: the wrapper's cost shows
+            raw = index._faiss
+            built["faiss_raw"] = (raw, lambda v, raw=raw: raw.search(v[None, :], K)[1][0], set_ef)
+            out["faiss_raw"] = {}
+    faiss.omp_set_num_threads(1)
+    active = list(built)
+    for lib in active:
+        out[lib]["sweep"] = []
+    for ef in EF_LADDER:
+        if not active:
+            break
+        for lib in active:
+            built[lib][2](ef)
+        for lib in active:
+            for v in q[:30]:
+                built[lib][1](v)
+        lat = {lib: [] for lib in active}
+        found = {lib: [] for lib in active}
+        for i, v in enumerate(q):
+            order = active[i % len(active):] + active[:i % len(active)]
+            for lib in order:
+                t = time.perf_counter_ns()
+                ids = built[lib][1](v)
+                lat[lib].append(time.perf_counter_ns() - t)
+                found[lib].append(ids)
+        for lib in list(active):
+            ms = np.array(lat[lib]) / 1e6
+            rec = recall_at_k(found[lib], truth)
+            row = {"param": ef, "recall": round(rec, 4), "p50_ms": round(float(np.percentile(ms, 50)), 4),
+                   "p99_ms": round(float(np.percentile(ms, 99)), 4)}
+            out[lib]["sweep"].append(row)
+            print(f"  {lib:<10} ef {ef:>5}: recall@10 {rec:.4f}  p50 {row['p50_ms']:.3f} ms  "
+                  f"p99 {row['p99_ms']:.3f} ms", flush=True)
+            if rec >= TARGET and "at_target" not in out[lib]:
+                out[lib]["at_target"] = row
+            elif "at_target" in out[lib]:
+                active.remove(lib)  # one setting past the target is enough
+    ours = out.get("ours")
+    if ours and ours.get("tuned_efSearch"):
+        # What a user gets from add() without a sweep: the efSearch tune() chose.
+        index, query, set_ef = built["ours"]
+        set_ef(ours["tuned_efSearch"])
+        p50, p99, found = time_queries(query, q)
+        ours["tuned"] = {"param": ours["tuned_efSearch"], "recall": round(recall_at_k(found, truth), 4),
+                         "p50_ms": round(p50, 4), "p99_ms": round(p99, 4)}
+    if "faiss_raw" in out and "at_target" in out["faiss_raw"]:
+        out["ours"]["raw_at_target"] = out["faiss_raw"]["at_target"]
+    del built
     gc.collect()
-    rss0 = rss_mb()
+    return out
+
+
+def bench_others(x, q, truth, libs):
+    """IVF-PQ and exact flat (this index's other kinds) and numpy brute force."""
+    import faiss
+
+    from astrovlm.index import CrossModalIndex, factory
+
     out = {}
-    if lib == "ours":
-        import faiss
-
-        from astrovlm.index import CrossModalIndex
-
+    n, dim = x.shape
+    if "ivfpq" in libs:
         faiss.omp_set_num_threads(2)
-        t = time.perf_counter()
-        index = CrossModalIndex(dim, "benchmark", kind="hnsw", recall_target=TARGET)
-        index.add(x, {"item_id": [f"v{i}" for i in range(n)], "modality": ["image"] * n})
-        out["build_s"] = time.perf_counter() - t
-        out["tuned_efSearch"] = index.search_params.get("efSearch")
-        out["memory_mb"] = rss_mb() - rss0
-        out["index_mb"] = faiss.serialize_index(index._faiss).nbytes / 2**20
-        faiss.omp_set_num_threads(1)
-        hnsw = index._faiss.index  # IndexIDMap2 -> IndexHNSWFlat
-        hnsw = faiss.downcast_index(hnsw)
-        item_row = {f"v{i}": i for i in range(n)}
-
-        def set_ef(ef):
-            index.search_params["efSearch"] = ef
-            hnsw.hnsw.efSearch = ef
-
-        out["sweep"], out["at_target"] = sweep(
-            "faiss-hnsw", set_ef, lambda v: [item_row[h.item_id] for h in index.search(v, k=K)], q, truth,
-            EF_LADDER)
-        raw = index._faiss
-        out["raw_sweep"], out["raw_at_target"] = sweep(
-            "faiss-raw", set_ef, lambda v: raw.search(v[None, :], K)[1][0], q, truth, EF_LADDER)
-        # The tuned setting, as a user gets it after add() (no sweep).
-        set_ef(out["tuned_efSearch"])
-        p50, p99, found = time_queries(lambda v: [item_row[h.item_id] for h in index.search(v, k=K)], q)
-        out["tuned"] = {"param": out["tuned_efSearch"], "recall": round(recall_at_k(found, truth), 4),
-                        "p50_ms": round(p50, 4), "p99_ms": round(p99, 4)}
-    elif lib == "ivfpq":
-        import faiss
-
-        from astrovlm.index import CrossModalIndex, factory
-
-        faiss.omp_set_num_threads(2)
-        t = time.perf_counter()
+        gc.collect()
+        rss0, t = rss_mb(), time.perf_counter()
         index = CrossModalIndex(dim, "benchmark", kind="ivfpq", recall_target=TARGET)
         index.add(x, {"item_id": [f"v{i}" for i in range(n)], "modality": ["image"] * n})
-        out["build_s"] = time.perf_counter() - t
-        out["memory_mb"] = rss_mb() - rss0
-        out["index_mb"] = faiss.serialize_index(index._faiss).nbytes / 2**20
+        r = {"build_s": round(time.perf_counter() - t, 2), "memory_mb": round(rss_mb() - rss0, 1),
+             "index_mb": faiss.serialize_index(index._faiss).nbytes / 2**20}
         faiss.omp_set_num_threads(1)
         ivf = factory.ivf_of(index._faiss)
+        r["nlist"], r["pq_bytes"] = int(ivf.nlist), int(ivf.code_size)
+        item_row = {f"v{i}": i for i in range(n)}
 
         def set_nprobe(p):
             index.search_params["nprobe"] = p
             ivf.nprobe = p
 
-        item_row = {f"v{i}": i for i in range(n)}
-        out["sweep"], out["at_target"] = sweep(
+        r["sweep"], r["at_target"] = sweep(
             "ivfpq", set_nprobe, lambda v: [item_row[h.item_id] for h in index.search(v, k=K)], q, truth,
-            factory.nprobe_ladder(ivf.nlist)[2:])
-        out["nlist"] = int(ivf.nlist)
-    elif lib == "flat":
-        import faiss
-
+            factory.nprobe_ladder(ivf.nlist)[3:])
+        out["ivfpq"] = r
+        del index, item_row
+        gc.collect()
+    if "flat" in libs:
         faiss.omp_set_num_threads(2)
-        t = time.perf_counter()
-        index = faiss.IndexFlatIP(dim)
-        index.add(x)
-        out["build_s"] = time.perf_counter() - t
-        out["memory_mb"] = rss_mb() - rss0
+        rss0, t = rss_mb(), time.perf_counter()
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(x)
+        r = {"build_s": round(time.perf_counter() - t, 2), "memory_mb": round(rss_mb() - rss0, 1)}
         faiss.omp_set_num_threads(1)
-        p50, p99, found = time_queries(lambda v: index.search(v[None, :], K)[1][0], q[:100], warmup=5)
-        out["at_target"] = {"param": "exact", "recall": round(recall_at_k(found, truth[:100]), 4),
-                            "p50_ms": round(p50, 4), "p99_ms": round(p99, 4)}
-    elif lib == "hnswlib":
-        import hnswlib
-
-        t = time.perf_counter()
-        index = hnswlib.Index(space="ip", dim=dim)
-        index.init_index(max_elements=n, M=M, ef_construction=EF_CONSTRUCTION, random_seed=0)
-        index.add_items(x, np.arange(n), num_threads=2)
-        out["build_s"] = time.perf_counter() - t
-        out["memory_mb"] = rss_mb() - rss0
-        index.set_num_threads(1)
-        out["sweep"], out["at_target"] = sweep(
-            "hnswlib", index.set_ef, lambda v: index.knn_query(v, k=K, num_threads=1)[0][0], q, truth,
-            EF_LADDER)
-    elif lib == "usearch":
-        from usearch.index import Index
-
-        t = time.perf_counter()
-        index = Index(ndim=dim, metric="ip", dtype="f32", connectivity=M, expansion_add=EF_CONSTRUCTION)
-        index.add(np.arange(n), x, threads=2)
-        out["build_s"] = time.perf_counter() - t
-        out["memory_mb"] = rss_mb() - rss0
-        out["index_mb"] = index.serialized_length / 2**20
-
-        def set_ef(ef):
-            index.expansion_search = ef
-
-        out["sweep"], out["at_target"] = sweep(
-            "usearch", set_ef, lambda v: index.search(v, K, threads=1).keys, q, truth, EF_LADDER)
-    elif lib == "numpy":
-        t = time.perf_counter()
-        xb = np.ascontiguousarray(x)
-        out["build_s"] = time.perf_counter() - t
-        out["memory_mb"] = 0.0  # the vectors themselves
+        p50, p99, found = time_queries(lambda v: flat.search(v[None, :], K)[1][0], q[:100], warmup=5)
+        r["at_target"] = {"param": "exact", "recall": round(recall_at_k(found, truth[:100]), 4),
+                          "p50_ms": round(p50, 4), "p99_ms": round(p99, 4)}
+        out["flat"] = r
+        del flat
+    if "numpy" in libs:
+        from threadpoolctl import threadpool_limits
 
         def brute(v):
-            s = xb @ v
+            s = x @ v
             top = np.argpartition(-s, K)[:K]
             return top[np.argsort(-s[top])]
 
-        p50, p99, found = time_queries(brute, q[:100], warmup=5)
-        out["at_target"] = {"param": "exact", "recall": round(recall_at_k(found, truth[:100]), 4),
-                            "p50_ms": round(p50, 4), "p99_ms": round(p99, 4)}
-    else:
-        raise SystemExit(f"unknown library {lib}")
-    out["build_s"] = round(out["build_s"], 2)
-    out["memory_mb"] = round(out["memory_mb"], 1)
-    print(json.dumps({"lib": lib, **{k: v for k, v in out.items() if "sweep" not in k}}), flush=True)
+        with threadpool_limits(1):
+            p50, p99, found = time_queries(brute, q[:100], warmup=5)
+        out["numpy"] = {"build_s": 0.0, "memory_mb": 0.0, "at_target": {
+            "param": "exact", "recall": round(recall_at_k(found, truth[:100]), 4),
+            "p50_ms": round(p50, 4), "p99_ms": round(p99, 4)}}
     return out
-
-
-def run_worker(lib: str, data: Path, threads: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1" if lib != "numpy" else "2",
-               MKL_NUM_THREADS="1" if lib != "numpy" else "2")
-    out_file = data / f"{lib}.json"
-    cmd = [sys.executable, __file__, "--worker", lib, "--data", str(data), "--out-file", str(out_file)]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, env=env)
-    if proc.returncode != 0:
-        print(f"{lib}: failed (exit {proc.returncode})", flush=True)
-        return {"error": f"exit {proc.returncode}"}
-    res = json.loads(out_file.read_text())
-    res["wall_s"] = round(time.perf_counter() - t, 1)
-    return res
 
 
 # ----------------------------------------------------------------------------- the sample
@@ -279,23 +309,22 @@ def sample_vectors(path: Path):
     return base, queries
 
 
-def bench(base, queries, libs, threads, label):
-    with tempfile.TemporaryDirectory(prefix="astrovlm-ann-") as tmp:
-        data = Path(tmp)
-        t = time.perf_counter()
-        truth = exact_topk(base, queries, K)
-        gt_s = time.perf_counter() - t
-        np.save(data / "base.npy", base)
-        np.save(data / "queries.npy", queries)
-        np.save(data / "truth.npy", truth)
-        print(f"[{label}] {len(base)} vectors x {base.shape[1]}, {len(queries)} queries; exact ground truth "
-              f"in {gt_s:.1f} s", flush=True)
-        return {lib: run_worker(lib, data, threads) for lib in libs}, gt_s
+def bench(base, queries, libs, label):
+    t = time.perf_counter()
+    truth = exact_topk(base, queries, K)
+    gt_s = time.perf_counter() - t
+    print(f"[{label}] {len(base)} vectors x {base.shape[1]}, {len(queries)} queries; exact ground truth "
+          f"in {gt_s:.1f} s", flush=True)
+    res = bench_graphs(base, queries, truth, [lib for lib in libs if lib in BUILDERS])
+    res.update(bench_others(base, queries, truth, libs))
+    return res, gt_s
 
 
 def summarise(res: dict, prefix: str, flat: dict) -> None:
     peers = ("hnswlib", "usearch")
     for lib, r in res.items():
+        if lib == "faiss_raw":
+            continue  # reported as ours_raw_faiss_*
         if "error" in r:
             flat[f"{prefix}{lib}_error"] = r["error"]
             continue
@@ -337,27 +366,18 @@ def main(argv=None):
     ap.add_argument("--clusters", type=int, default=1000)
     ap.add_argument("--isotropic", action="store_true", help="isotropic clusters (no low-dim structure)")
     ap.add_argument("--libs", default="ours,hnswlib,usearch,ivfpq,flat,numpy")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sample-index", help="index of the sample sky (default: $ASTROVLM_HOME/index/sample)")
     ap.add_argument("--no-sample", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--data", help=argparse.SUPPRESS)
-    ap.add_argument("--out-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-
-    if args.worker:
-        res = worker(args.worker, Path(args.data))
-        Path(args.out_file).write_text(json.dumps(res))
-        return
 
     t0 = time.perf_counter()
     libs = [s.strip() for s in args.libs.split(",") if s.strip()]
     base, queries = make_data(args.n, args.queries, args.dim, args.clusters, args.isotropic)
-    res, gt_s = bench(base, queries, libs, args.threads, "synthetic")
+    res, gt_s = bench(base, queries, libs, "synthetic")
     del base, queries
     flat = {"n": args.n, "dim": args.dim, "queries": args.queries, "clusters": args.clusters,
-            "isotropic": args.isotropic, "k": K, "recall_target": TARGET, "threads_build": args.threads,
+            "isotropic": args.isotropic, "k": K, "recall_target": TARGET, "threads_build": 2,
             "threads_query": 1, "hnsw_M": M, "hnsw_ef_construction": EF_CONSTRUCTION,
             "ground_truth_s": round(gt_s, 1)}
     summarise(res, "", flat)
@@ -372,15 +392,19 @@ def main(argv=None):
             sample = None
     if sample is not None:
         sb, sq = sample_vectors(sample)
-        sres, _ = bench(sb, sq, [lib for lib in libs if lib not in ("ivfpq",)], args.threads, "sample")
+        sres, _ = bench(sb, sq, [lib for lib in libs if lib not in ("ivfpq",)], "sample")
         flat["sample_n"], flat["sample_queries"] = len(sb), len(sq)
         summarise(sres, "sample_", flat)
     flat["total_s"] = round(time.perf_counter() - t0, 1)
     flat["command"] = "python benchmarks/index_ann.py " + " ".join(a for a in (argv or sys.argv[1:]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    detail = {"synthetic": res}
+    detail = {"synthetic": res, **({"sample": sres} if sample is not None else {})}
     Path(args.out).write_text(json.dumps(flat, indent=2) + "\n")
-    Path(args.out).with_name("index_ann_sweeps.json").write_text(json.dumps(detail, indent=1, default=str))
+    with open(Path(args.out).with_name("index_ann_sweeps.jsonl"), "w") as fh:  # every setting measured
+        for data, libs_res in detail.items():
+            for lib, r in libs_res.items():
+                for row in r.get("sweep", []):
+                    fh.write(json.dumps({"data": data, "lib": lib, **row}) + "\n")
     print(json.dumps(flat, indent=2))
 
 

@@ -352,3 +352,168 @@ def test_constructor_checks():
         CrossModalIndex(0, "fp")
     with pytest.raises(AstroVLMError, match="recall"):
         CrossModalIndex(8, "fp", recall_target=1.5)
+
+
+# ----------------------------------------------------------------------------- with the encoder
+def make_dataset(root, passages: int = 24):
+    """A small dataset in the project's form: 12 objects of 4 classes, one drawn image and one
+    spectrum each (flagged simulated), and catalog-card passages."""
+    import astropy.units as u
+    from PIL import Image
+
+    from astrovlm.data.records import ImageRecord, Passage, SkyObject, SpectrumRecord, write_jsonl
+    from astrovlm.data.spectrum import Spectrum
+
+    rng = np.random.default_rng(0)
+    classes = ["galaxy", "globular cluster", "open cluster", "planetary nebula"]
+    objects, images, spectra, texts = [], [], [], []
+    (root / "images").mkdir(parents=True)
+    (root / "spectra").mkdir()
+    for i in range(12):
+        oid, cls = f"NGC{1000 + i}", classes[i % 4]
+        objects.append(SkyObject(oid, f"NGC {1000 + i}", cls, cls, ra_deg=float(i * 30), dec_deg=float(i - 6)))
+        yy, xx = np.mgrid[:64, :64]
+        blob = np.exp(-((xx - 32) ** 2 / (4 + 3 * i) + (yy - 32) ** 2 / (4 + i)))
+        Image.fromarray((255 * blob).astype("uint8")).convert("RGB").save(root / "images" / f"{oid}.png")
+        images.append(ImageRecord(f"{oid}-img", oid, f"images/{oid}.png", credit="drawn by the test",
+                                  simulated=True))
+        wave = np.linspace(3800, 9000, 900) * u.AA
+        flux = 1 + 0.3 * np.sin(wave.value / (200 + 20 * i)) + 0.01 * rng.normal(size=900)
+        Spectrum(wave, flux).to_fits(root / "spectra" / f"{oid}.fits")
+        spectra.append(SpectrumRecord(f"{oid}-spec", oid, f"spectra/{oid}.fits", "galaxy",
+                                      simulated=True, credit="drawn by the test"))
+    for j in range(passages):
+        o = objects[j % 12]
+        texts.append(Passage(f"p{j}", f"{o.name} is a {o.otype} (note {j}) seen at RA {o.ra_deg} degrees.",
+                             title=o.name, kind="catalog_card", object_id=o.object_id))
+    write_jsonl(root / "objects.jsonl", objects)
+    write_jsonl(root / "images.jsonl", images)
+    write_jsonl(root / "spectra.jsonl", spectra)
+    write_jsonl(root / "passages.jsonl", texts)
+    return root
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    """The shipped encoder when it exists, else the real model with its heads as initialised:
+    the index only needs every query and item to come from the same encoder."""
+    import torch
+
+    from astrovlm.encoders import AlignedEncoder
+    from astrovlm.encoders.model import SHIPPED
+
+    torch.set_num_threads(2)
+    if (SHIPPED / "model.safetensors").exists():
+        return AlignedEncoder.from_pretrained()
+    torch.manual_seed(0)
+    return AlignedEncoder()
+
+
+@pytest.fixture(scope="module")
+def built(encoder, tmp_path_factory):
+    from astrovlm.index.build import build_index
+
+    root = make_dataset(tmp_path_factory.mktemp("sky") / "sky")
+    index, summary = build_index(root, encoder, tmp_path_factory.mktemp("ix") / "ix", progress=False)
+    return root, index, summary
+
+
+def test_build_indexes_every_item_with_its_metadata(built, encoder):
+    root, index, summary = built
+    assert summary["counts"] == {"image": 12, "spectrum": 12, "text": 24} and not summary["skipped"]
+    back = CrossModalIndex.load(summary["path"], expected_fingerprint=encoder.fingerprint)
+    img = back.item("image:NGC1003-img")
+    assert img["object_id"] == "NGC1003" and img["coarse_class"] == "planetary nebula"
+    assert img["credit"] == "drawn by the test" and img["simulated"] is True and img["ra_deg"] == 90.0
+    # Stored vectors are the encoder's vectors of the files.
+    v = encoder.encode_images([root / "images" / "NGC1003.png"])[0]
+    assert float(back.vectors(["image:NGC1003-img"])[0] @ v) > 0.9999
+
+
+def test_cross_modal_queries(built, encoder):
+    from astrovlm.index.search import SkySearch
+
+    root, index, _ = built
+    sky = SkySearch(encoder, index)
+    res = sky.text("NGC 1005 is a globular cluster", modality="text", k=3)
+    assert res[0].item_id.startswith("text:") and res[0].object_id == "NGC1005"
+    res = sky.text("a planetary nebula", modality="image", k=5)
+    assert len(res) == 5 and all(h.modality == "image" for h in res)
+    assert res[0].preview == str(root.resolve() / res[0].metadata["preview"])
+    res = sky.image(root / "images" / "NGC1002.png", modality="spectrum", k=4)
+    assert all(h.modality == "spectrum" for h in res) and len(res) == 4
+    res = sky.spectrum(root / "spectra" / "NGC1007.fits", modality="image", k=2)
+    assert all(h.modality == "image" for h in res)
+    # An image finds itself first among images.
+    assert sky.image(root / "images" / "NGC1009.png", modality="image", k=1)[0].item_id == "image:NGC1009-img"
+    # A fused query: the mean of the views' vectors, normalised.
+    v_text = encoder.encode_text(["a galaxy"])[0]
+    v_img = encoder.encode_images([root / "images" / "NGC1000.png"])[0]
+    fused = sky.query(text="a galaxy", image=root / "images" / "NGC1000.png", k=5)
+    want = index.search((v_text + v_img) / np.linalg.norm(v_text + v_img), k=5)
+    assert [h.item_id for h in fused] == [h.item_id for h in want]
+
+
+def test_similar_objects(built, encoder):
+    from astrovlm.index.search import SkySearch
+
+    _, index, _ = built
+    sky = SkySearch(encoder, index)
+    res = sky.similar("NGC 1004", k=5)
+    ids = [h.object_id for h in res]
+    assert len(ids) == 5 and len(set(ids)) == 5 and "NGC1004" not in ids
+    assert res.filter["object_id"] == "NGC1004"
+    assert sky.similar("ngc1004", k=3, modality="image")[0].modality == "image"
+    res = sky.similar("NGC1004", k=50)
+    assert len(res) == 11 and "only 11 other objects" in res.reason
+    with pytest.raises(AstroVLMError, match="unknown object|no object named"):
+        sky.similar("NGC 99999")
+
+
+def test_bad_queries(built, encoder, tmp_path):
+    from astrovlm.index.search import SkySearch, fuse
+
+    _, index, _ = built
+    sky = SkySearch(encoder, index)
+    with pytest.raises(AstroVLMError, match="empty"):
+        sky.text("   ")
+    with pytest.raises(AstroVLMError, match="unknown modality 'video'"):
+        sky.text("a galaxy", modality="video")
+    with pytest.raises(AstroVLMError, match="not found"):
+        sky.image(tmp_path / "missing.png")
+    with pytest.raises(AstroVLMError, match="give a query"):
+        sky.query()
+    res = sky.text("a galaxy", modality="image", object_type="quasar")
+    assert len(res) == 0 and "no item matches" in res.reason
+    with pytest.raises(AstroVLMError, match="cancel"):
+        fuse(np.stack([np.ones(4), -np.ones(4)]))
+    other = CrossModalIndex(encoder.embed_dim, "another-encoder")
+    with pytest.raises(AstroVLMError, match="different encoder|not with the loaded encoder"):
+        SkySearch(encoder, other)
+
+
+def test_cli_search_and_similar(built, encoder, tmp_path, capsys):
+    from astrovlm.cli import main
+
+    root, index, summary = built
+    enc_dir = encoder.save_pretrained(tmp_path / "enc")
+    common = ["--index", summary["path"], "--encoder", str(enc_dir), "--json"]
+    assert main(["search", "a planetary nebula", "--modality", "image", "-k", "3", *common]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["returned"] == 3 and all(h["modality"] == "image" for h in out["hits"])
+    assert main(["search", "--image", str(root / "images" / "NGC1001.png"), "--modality", "spectrum",
+                 "--cone", "30 -5 20deg", *common]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["hits"] and all(h["modality"] == "spectrum" for h in out["hits"])
+    assert out["filter"]["cone"]["radius_deg"] == 20.0
+    assert main(["similar", "NGC 1001", "-k", "2", *common]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [h["object_id"] != "NGC1001" for h in out["hits"]] == [True, True]
+    assert main(["search", "  ", *common]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(["search", "x", "--cone", "1 2", *common]) == 2
+    assert "RA DEC RADIUS" in capsys.readouterr().err
+    other = tmp_path / "other"
+    CrossModalIndex(encoder.embed_dim, "another").save(other)
+    assert main(["search", "a galaxy", "--index", str(other), "--encoder", str(enc_dir)]) == 2
+    assert "different encoder" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import faiss  # noqa: E402
 
 from astrovlm.index import CrossModalIndex  # noqa: E402
 from astrovlm.index.ray_build import build_sharded_ivfpq  # noqa: E402
+from test_index import make_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,43 +65,6 @@ def test_shards_merge_into_one_index_with_every_vector_in_its_list(local_ray, tm
 
 
 # ----------------------------------------------------------------------------- full Ray build
-def make_dataset(root):
-    """A small dataset in the project's form: 12 objects, images, spectra and many passages."""
-    import astropy.units as u
-    from PIL import Image
-
-    from astrovlm.data.records import ImageRecord, Passage, SkyObject, SpectrumRecord, write_jsonl
-    from astrovlm.data.spectrum import Spectrum
-
-    rng = np.random.default_rng(0)
-    classes = ["galaxy", "globular cluster", "open cluster", "planetary nebula"]
-    objects, images, spectra, passages = [], [], [], []
-    (root / "images").mkdir(parents=True)
-    (root / "spectra").mkdir()
-    for i in range(12):
-        oid, cls = f"NGC{1000 + i}", classes[i % 4]
-        objects.append(SkyObject(oid, f"NGC {1000 + i}", cls, cls, ra_deg=float(i * 30), dec_deg=float(i - 6)))
-        yy, xx = np.mgrid[:64, :64]
-        blob = np.exp(-((xx - 32) ** 2 / (4 + 3 * i) + (yy - 32) ** 2 / (4 + i)))
-        Image.fromarray((255 * blob).astype("uint8")).convert("RGB").save(root / "images" / f"{oid}.png")
-        images.append(ImageRecord(f"{oid}-img", oid, f"images/{oid}.png", credit="drawn by the test",
-                                  simulated=True))
-        wave = np.linspace(3800, 9000, 900) * u.AA
-        flux = 1 + 0.3 * np.sin(wave.value / (200 + 20 * i)) + 0.01 * rng.normal(size=900)
-        Spectrum(wave, flux).to_fits(root / "spectra" / f"{oid}.fits")
-        spectra.append(SpectrumRecord(f"{oid}-spec", oid, f"spectra/{oid}.fits", "galaxy",
-                                      simulated=True, credit="drawn by the test"))
-    for j in range(280):
-        o = objects[j % 12]
-        passages.append(Passage(f"p{j}", f"{o.name} is a {o.otype} (note {j}) seen at RA {o.ra_deg} degrees.",
-                                title=o.name, kind="catalog_card", object_id=o.object_id))
-    write_jsonl(root / "objects.jsonl", objects)
-    write_jsonl(root / "images.jsonl", images)
-    write_jsonl(root / "spectra.jsonl", spectra)
-    write_jsonl(root / "passages.jsonl", passages)
-    return root
-
-
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
     """The shipped encoder when it exists, else the real model with its heads as initialised
@@ -126,7 +90,7 @@ def test_ray_build_matches_the_local_encoder(local_ray, tmp_path, encoder_dir):
     from astrovlm.data.records import SkyDataset
 
     torch.set_num_threads(1)
-    root = make_dataset(tmp_path / "sky")
+    root = make_dataset(tmp_path / "sky", passages=280)
     index, summary = build_index_ray(root, encoder=encoder_dir, out=tmp_path / "ix", shards=2,
                                      batch_size=64, progress=False)
     assert summary["engine"] == "ray" and summary["kind"] == "ivfpq" and summary["shards"] == 2

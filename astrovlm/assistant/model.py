@@ -152,6 +152,10 @@ class AstroLlava(nn.Module):
             save_file(state, str(tmp / "projector.safetensors"), metadata={"format": "pt"})
             if hasattr(self.lm, "peft_config"):
                 self.lm.save_pretrained(str(tmp / "adapter"))
+                (tmp / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty model card
+            # Temp files are created private (0600/0700); a saved model is for everyone to read.
+            for p in [tmp, *tmp.rglob("*")]:
+                p.chmod(0o755 if p.is_dir() else 0o644)
         return path
 
     # ----------------------------------------------------------------- prompts

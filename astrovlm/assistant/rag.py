@@ -169,7 +169,8 @@ class Assistant:
 
     def __init__(self, model, dataset=None, index=None, encoder=None, resolver=None, *,
                  max_question_chars: int = MAX_QUESTION_CHARS, max_new_tokens: int = 96,
-                 k_literature: int = 1, feed_features: bool = True, exclude_objects=(),
+                 k_literature: int = 2, literature_min_score: float = 0.5, feed_features: bool = True,
+                 exclude_objects=(),
                  allowed_splits=None):
         if max_new_tokens < 1 or max_new_tokens > 512:
             raise AstroVLMError("max_new_tokens must be between 1 and 512", field="max_new_tokens")
@@ -182,6 +183,10 @@ class Assistant:
         self.max_question_chars = max_question_chars
         self.max_new_tokens = max_new_tokens
         self.k_literature = k_literature
+        # With an object or an attachment in hand, a literature passage joins the context only
+        # if it is this close to the question: loosely related text costs prompt tokens and
+        # distracts a small model. General questions always get the nearest passages.
+        self.literature_min_score = literature_min_score
         # False for a language model whose projector was never trained (the no-LoRA baseline):
         # the attachment then reaches it only as text in the context.
         self.feed_features = feed_features
@@ -283,7 +288,10 @@ class Assistant:
             obs = self._observation_source(objects[0])
             if obs is not None:
                 sources.append(obs)
-        sources.extend(self._literature_sources(question, {s.id for s in sources}))
+        focused = bool(objects) or image is not None or spectrum is not None
+        sources.extend(self._literature_sources(question, {s.id for s in sources},
+                                                k=1 if focused else self.k_literature,
+                                                min_score=self.literature_min_score if focused else -1.0))
         return r
 
     def _card_source(self, obj) -> Source:
@@ -359,7 +367,8 @@ class Assistant:
             kind = meta["coarse_class"] if kind in ("star", "object") else kind
         name = (obj.name if obj else None) or meta.get("name")
         if not name:
-            return f"a {meta.get('coarse_class') or 'spectrum'}" + (" (simulated)" if meta.get("simulated") else "")
+            cls = meta.get("coarse_class") or "spectrum"
+            return f"{'an' if cls[0].lower() in 'aeiou' else 'a'} {cls}" + (" (simulated)" if meta.get("simulated") else "")
         return f"{name}, {kind}"
 
     def _observation_source(self, obj) -> Source | None:
@@ -377,8 +386,8 @@ class Assistant:
         return Source(items[0], f"{modality.capitalize()} of {obj.name}", modality, text, obj.object_id,
                       meta.get("credit") or "")
 
-    def _literature_sources(self, question: str, have: set) -> list[Source]:
-        if self.index is None or self.encoder is None or self.k_literature <= 0:
+    def _literature_sources(self, question: str, have: set, k: int, min_score: float) -> list[Source]:
+        if self.index is None or self.encoder is None or k <= 0:
             return []
         vec = self.encoder.encode_text([question])[0]
         out = []
@@ -386,12 +395,14 @@ class Assistant:
         for hit in self.index.search(vec, k=48, modality="text"):
             if not self._allowed(hit):
                 continue
+            if hit.score < min_score:
+                break  # hits come best first
             passage = self._passage_of(hit)
             if passage is None or passage.kind != "literature" or passage.passage_id in have:
                 continue
             out.append(Source(passage.passage_id, passage.title or passage.source, "literature", passage.text,
                               passage.object_id, passage.credit, hit.score))
-            if len(out) >= self.k_literature:
+            if len(out) >= k:
                 break
         return out
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
 from astrovlm.cli import add_json_flag, emit
 from astrovlm.errors import AstroVLMError
@@ -76,6 +78,13 @@ def _filters(args) -> dict:
 
 
 def cmd_build(args) -> int:
+    with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the summary (--json)
+        summary = _build(args)
+    emit(summary, args.json, _build_text)
+    return 0
+
+
+def _build(args) -> dict:
     progress = not args.no_progress
     if args.engine == "ray":
         from astrovlm.index.ray_build import build_index_ray
@@ -91,8 +100,7 @@ def cmd_build(args) -> int:
 
         _, summary = build_index(args.dataset, args.encoder, args.out, kind=args.kind,
                                  recall_target=args.recall, batch_size=args.batch_size, progress=progress)
-    emit(summary, args.json, _build_text)
-    return 0
+    return summary
 
 
 def _build_text(s: dict) -> str:
@@ -128,7 +136,9 @@ def cmd_info(args) -> int:
 def _load_search(args):
     from astrovlm.index.search import SkySearch
 
-    return SkySearch.load(args.index, args.encoder)
+    # Pretrained-backbone loaders print to stdout; keep stdout for the answer (--json).
+    with contextlib.redirect_stdout(sys.stderr):
+        return SkySearch.load(args.index, args.encoder)
 
 
 def cmd_search(args) -> int:

@@ -74,6 +74,8 @@ def image_to_tensor(source, size: int = IMAGE_SIZE) -> torch.Tensor:
 def sky_augmentations(img: Image.Image, rng: np.random.Generator, n: int) -> list[Image.Image]:
     """The sky has no 'up': rotations by any angle and flips, plus mild zooms, are all valid views."""
     base = square_on_sky(img)
+    if base.size[0] > 2 * IMAGE_SIZE:  # rotate a small copy: same view, a fraction of the work
+        base = base.resize((2 * IMAGE_SIZE, 2 * IMAGE_SIZE), Image.BICUBIC)
     out = []
     for i in range(n):
         view = base

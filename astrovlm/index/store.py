@@ -59,21 +59,42 @@ TUNE_QUERIES = 200
 TRAIN_MAX = 100_000            # IVF-PQ quantizer training sample
 
 
-@dataclass
 class Hit:
-    """One search result: a stored vector, how close it is, and what it is."""
+    """One search result: a stored vector, how close it is, and what it is.
 
-    score: float                 # cosine similarity to the query
-    item_id: str
-    object_id: str | None
-    modality: str
-    metadata: dict = field(default_factory=dict)
-    preview: str | None = None   # path of the image / spectrum file (absolute when the dataset is known)
+    ``metadata`` and ``preview`` are read from the index when first asked for, so a search
+    whose caller only wants ids and scores does not pay for building them.
+    """
+
+    __slots__ = ("score", "item_id", "object_id", "modality", "_metadata", "_preview", "_index", "_row")
+
+    def __init__(self, score: float, item_id: str, object_id: str | None, modality: str,
+                 metadata: dict | None = None, preview: str | None = None, *, index=None, row: int = -1):
+        self.score, self.item_id, self.object_id, self.modality = float(score), item_id, object_id, modality
+        self._metadata, self._preview, self._index, self._row = metadata, preview, index, row
+
+    @property
+    def metadata(self) -> dict:
+        """object name, class, type, position, source, credit, licence, simulated, caption, ..."""
+        if self._metadata is None:
+            self._metadata = self._index._meta(self._row) if self._index is not None else {}
+        return self._metadata
+
+    @property
+    def preview(self) -> str | None:
+        """Path of the image / spectrum file (absolute when the dataset folder is known)."""
+        if self._preview is None and self._index is not None:
+            self._preview = self._index._preview(self.metadata.get("preview"))
+        return self._preview
 
     def to_dict(self) -> dict:
         return {"score": round(float(self.score), 6), "item_id": self.item_id,
                 "object_id": self.object_id, "modality": self.modality,
                 "preview": self.preview, "metadata": self.metadata}
+
+    def __repr__(self) -> str:
+        return (f"Hit(score={self.score:.4f}, item_id={self.item_id!r}, object_id={self.object_id!r}, "
+                f"modality={self.modality!r})")
 
 
 @dataclass
@@ -303,10 +324,8 @@ class CrossModalIndex:
         hits = []
         items, objs, mods = self._cols["item_id"], self._cols["object_id"], self._cols["modality"]
         for s, r in zip(scores.tolist(), rows.tolist()):
-            if r < 0:
-                continue
-            meta = self._meta(r)
-            hits.append(Hit(s, items[r], objs[r], mods[r], meta, self._preview(meta.get("preview"))))
+            if r >= 0:
+                hits.append(Hit(s, items[r], objs[r], mods[r], index=self, row=r))
         reason = None
         if k_eff < k:
             what = f"items match the filter ({f.describe()})" if f_or_none else "items in the index"
@@ -531,14 +550,22 @@ class CrossModalIndex:
         self._cols = {c: [defaults[c]] * n_rows for c in COLUMNS}
         self._extra = [None] * n_rows
         self._alive = [False] * n_rows
-        for c in COLUMNS:
-            col = self._cols[c]
-            for r, v in zip(rows, data[c]):
-                col[r] = None if (c in FLOAT_COLUMNS and v is not None and v != v) else v
+        for c in FLOAT_COLUMNS:
+            data[c] = [None if (v is not None and v != v) else v for v in data[c]]
+        if rows == list(range(n_rows)):
+            # Nothing was ever deleted (the usual case): the columns are the rows, in order.
+            self._cols = {c: data[c] for c in COLUMNS}
+            self._alive = [True] * n_rows
+        else:
+            for c in COLUMNS:
+                col = self._cols[c]
+                for r, v in zip(rows, data[c]):
+                    col[r] = v
+            for r in rows:
+                self._alive[r] = True
         for r, e in zip(rows, data.get("extra") or [None] * len(rows)):
-            self._extra[r] = json.loads(e) if e else None
-        for r in rows:
-            self._alive[r] = True
+            if e:
+                self._extra[r] = json.loads(e)
         self._row_of = dict(zip(data["item_id"], rows))
         if len(self._row_of) != len(rows):
             raise AstroVLMError("metadata has duplicate item ids", path=meta_path)

@@ -106,10 +106,13 @@ class SkyApp:
 
     # ---------------------------------------------------------------- opening
     @classmethod
-    def open(cls, build: bool = True, load_assistant: bool = True, say: Callable = print) -> "SkyApp":
+    def open(cls, build: bool = True, load_assistant: bool = True, say: Callable = print,
+             encoder_path: str | Path | None = None, assistant_path: str | Path | None = None,
+             ) -> "SkyApp":
         """The sample sky, the shipped encoder, the default index and the assistant, from
         ``$ASTROVLM_HOME``; the sample sky and the index are built first if missing (or if
-        the index was built by another encoder)."""
+        the index was built by another encoder). ``encoder_path`` / ``assistant_path``: your
+        own trained folders instead of the shipped weights."""
         from astrovlm.config import default_index_dir, sample_dir
         from astrovlm.data.records import SkyDataset
         from astrovlm.encoders import AlignedEncoder
@@ -128,7 +131,7 @@ class SkyApp:
             say(f"astrovlm: sample sky built in {time.perf_counter() - t0:.0f} s")
         dataset = SkyDataset(root)
         say(f"astrovlm: {dataset!r}")
-        encoder = AlignedEncoder.from_pretrained()
+        encoder = AlignedEncoder.from_pretrained(encoder_path)
         index_dir = default_index_dir()
         try:
             index = CrossModalIndex.load(index_dir, expected_fingerprint=encoder.fingerprint)
@@ -142,7 +145,7 @@ class SkyApp:
             index, summary = build_index(root, encoder=encoder, out=index_dir, progress=True)
             say(f"astrovlm: index built: {summary['count']} vectors in {summary['seconds']} s")
         search = SkySearch(encoder, index)
-        loader = _load_assistant if load_assistant else None
+        loader = (lambda app: _load_assistant(app, assistant_path)) if load_assistant else None
         app = cls(dataset, search, Previews(), loader)
         if load_assistant:
             app.start_assistant(say)
@@ -430,11 +433,12 @@ class SkyApp:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _load_assistant(app: SkyApp):
-    """The shipped assistant over the app's own dataset, index, encoder and resolver."""
+def _load_assistant(app: SkyApp, path: str | Path | None = None):
+    """The shipped assistant (or the one saved at ``path``) over the app's own dataset,
+    index, encoder and resolver."""
     from astrovlm.assistant import Assistant, AstroLlava
 
-    return Assistant(AstroLlava.from_pretrained(), app.dataset, app.index, app.encoder, app.resolver)
+    return Assistant(AstroLlava.from_pretrained(path), app.dataset, app.index, app.encoder, app.resolver)
 
 
 SOURCES_HEADING = "**Sources**"

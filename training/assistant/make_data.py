@@ -61,6 +61,8 @@ FACT_QUESTIONS = {
     "size": ["How large is {n} on the sky?", "What is the angular size of {n}?"],
     "spectral": ["What is the spectral type of {n}?", "What spectral type is {n}?"],
 }
+FIELD_WEIGHTS = {"type": 2.0, "constellation": 2.0, "hubble": 4.0, "redshift": 2.5, "magnitude": 2.0,
+                 "aliases": 2.0, "where": 1.0, "kind_where": 1.0, "size": 0.5, "spectral": 1.5}
 FOLLOW_UPS = {
     "constellation": ["Which constellation is it in?", "In which constellation is it?"],
     "magnitude": ["How bright is it?", "What is its magnitude?"],
@@ -105,10 +107,9 @@ def fact_answer(field: str, obj, name: str, c: int, pronoun: bool = False) -> st
             return None
         return f"{subj} is in {obj.constellation}, at {pos} [{c}]." if obj.constellation else f"{subj} is at {pos} [{c}]."
     if field == "kind_where":
-        if pos is None:
-            return None
-        where = f" in {obj.constellation}," if obj.constellation else ","
-        return f"{subj} is {article(kind)} {kind}{where} at {pos} [{c}]."
+        if obj.constellation:
+            return f"{subj} is {article(kind)} {kind} in {obj.constellation} [{c}]."
+        return pos and f"{subj} is {article(kind)} {kind} at {pos} [{c}]."
     if field == "hubble":
         return obj.hubble_type and obj.otype != "star" and f"{subj} has Hubble type {obj.hubble_type} [{c}]."
     if field == "redshift":
@@ -199,8 +200,9 @@ class ExampleMaker:
             names = self.names_for(obj)
             if not names:
                 continue
+            # Weighted order without repeats: the benchmark's facts first, rarer ones less often.
             fields = [f for f in FACT_QUESTIONS if f != "spectral" or obj.otype == "star"]
-            self.rng.shuffle(fields)
+            fields.sort(key=lambda f: self.rng.random() ** (1.0 / FIELD_WEIGHTS[f]), reverse=True)
             made = 0
             for field in fields:
                 if made >= per_object:
@@ -308,9 +310,9 @@ class ExampleMaker:
             first = re.split(r"(?<=[.!?])\s", p.text.strip(), maxsplit=1)[0]
             if not 30 <= len(first) <= 200:
                 continue
-            topic = re.sub(r"^The ", "", p.title)
+            topic = " ".join(w if w.isupper() else w.lower() for w in re.sub(r"^The ", "", p.title).split())
             question = self.rng.choice(["What is {t}?", "Explain {t}.", "What does the term {t} mean?"]).format(
-                t=topic[0].lower() + topic[1:] if not topic.isupper() else topic)
+                t=topic)
             r = self.helper.retrieve(question)
             lit = Source(p.passage_id, p.title, "literature", p.text, None, p.credit)
             sources = [s for s in r.sources if s.id != p.passage_id]
@@ -319,7 +321,7 @@ class ExampleMaker:
             c = next((i for i, s in enumerate(sources[:shown], 1) if s.id == p.passage_id), None)
             if c is None:
                 continue
-            out.append(self.example("literature", question, sources, f"{first} [{c}]."))
+            out.append(self.example("literature", question, sources, f"{first.rstrip('.!?')} [{c}]."))
         return out
 
     def captions(self, per_image: int, spectra_limit: int) -> list[dict]:
@@ -385,21 +387,29 @@ def main(argv=None) -> int:
     ds = SkyDataset(args.dataset or sample_dir())
     encoder = AlignedEncoder.from_pretrained(args.encoder)
     index = CrossModalIndex.load(args.index or default_index_dir())
-    out = Path(args.out)
+    build(ds, encoder, index, Path(args.out), args)
+    return 0
+
+
+def build(ds: SkyDataset, encoder, index, out: Path, args) -> dict:
+    """Write stage1/stage2 example files for the train and val splits, and summary.json."""
+    if index.fingerprint != encoder.fingerprint:
+        raise SystemExit(f"the index was built with encoder {index.fingerprint}, not {encoder.fingerprint}")
     out.mkdir(parents=True, exist_ok=True)
     summary = {"dataset": str(ds.root), "encoder_fingerprint": encoder.fingerprint, "seed": args.seed}
     for split in ("train", "val"):
         rng = random.Random(f"{args.seed}:{split}")
         helper = Assistant(None, ds, index, encoder, allowed_splits={split})
         maker = ExampleMaker(ds, helper, split, rng)
-        scale = len(maker.objects) / 545 if split == "train" else 0.6 * len(maker.objects) / 545
-        per_object = args.facts_per_object if split == "train" else 1
+        small = 1.0 if split == "train" else 0.3
+        scale = len(maker.objects) / 545 * (1.0 if split == "train" else 0.6)
         stage1 = maker.captions(per_image=3 if split == "train" else 1,
-                                spectra_limit=int(args.caption_spectra * (1 if split == "train" else 0.3)))
-        stage2 = (maker.facts(per_object) + maker.unanswerable(int(args.unanswerable * scale))
+                                spectra_limit=int(args.caption_spectra * small))
+        stage2 = (maker.facts(args.facts_per_object if split == "train" else 1)
+                  + maker.unanswerable(int(args.unanswerable * scale))
                   + maker.follow_ups(int(args.follow_ups * scale))
-                  + maker.attachments("image", int(args.images * (1 if split == "train" else 0.3)))
-                  + maker.attachments("spectrum", int(args.spectra * (1 if split == "train" else 0.3)))
+                  + maker.attachments("image", int(args.images * small))
+                  + maker.attachments("spectrum", int(args.spectra * small))
                   + maker.literature())
         rng.shuffle(stage1)
         rng.shuffle(stage2)
@@ -409,7 +419,7 @@ def main(argv=None) -> int:
         print(f"{split}: {len(stage1)} stage-1 and {len(stage2)} stage-2 examples", flush=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

@@ -262,10 +262,10 @@ def main(argv=None) -> int:
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            log.append({"step": step, "loss": round(float(loss), 5), "lr": round(opt.param_groups[-1]["lr"], 8),
+            log.append({"step": step, "loss": round(loss.item(), 5), "lr": round(opt.param_groups[-1]["lr"], 8),
                         "tokens": int(b["attention_mask"].sum()), "elapsed_s": round(time.time() - t0, 1)})
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
         if stopped_early:
             break
     bar.close()
@@ -289,8 +289,6 @@ def main(argv=None) -> int:
         if cfg.get("ship"):
             ship = rel(cfg["ship"])
             unwrapped.save_pretrained(ship)
-            readme = ship / "adapter" / "README.md"  # peft's model-card stub: not needed
-            readme.unlink(missing_ok=True)
         results = ROOT / "training" / "assistant" / "results"
         results.mkdir(exist_ok=True)
         shutil.copy(run / "loss.png", results / f"loss_{cfg['stage']}.png")

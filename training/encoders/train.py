@@ -86,6 +86,14 @@ def spectrum_templates(ds: SkyDataset, split: str):
     return out
 
 
+def caption_redshifts(cfg, rec) -> list[float]:
+    """Every redshift a caption of this template can show (captions round it), so that all
+    caption features are computed once, before training."""
+    lo, hi = cfg["redshift"][class_kind(rec.spectral_class)]
+    zs = [(1 + rec.redshift) * (1 + z) - 1 for z in np.linspace(lo, hi, 600)]
+    return sorted({round(z, 2) if z < 0.5 else round(z, 1) for z in zs})
+
+
 def class_kind(spectral_class: str) -> str:
     return {"galaxy": "galaxy", "quasar": "quasar"}.get(spectral_class, "star")
 
@@ -104,6 +112,27 @@ def draw_spectrum(rec, spec, cfg, rng):
             continue  # this redshift moved the template off the instrument: draw again
         return x, (1 + rec.redshift) * (1 + z_sim) - 1
     raise RuntimeError(f"could not simulate {rec.spectrum_id}")
+
+
+class SpectrumPool:
+    """Simulated observations of each training template, drawn once and sampled per step.
+
+    Simulating on the fly costs more than the network's step on a CPU; a pool of a few
+    hundred views per template gives the same variety for a fraction of the time.
+    """
+
+    def __init__(self, templates, cfg, rng, per_template: int):
+        self.x = torch.zeros(len(templates), per_template, 2, 1024)
+        self.z = torch.zeros(len(templates), per_template)
+        for i, (rec, spec, _) in enumerate(tqdm(templates, desc="simulating spectra", unit="template")):
+            for j in range(per_template):
+                self.x[i, j], self.z[i, j] = draw_spectrum(rec, spec, cfg, rng)
+        self.n = per_template
+
+    def sample(self, template_idx, rng):
+        j = torch.from_numpy(rng.integers(self.n, size=len(template_idx)))
+        t = torch.as_tensor(np.asarray(template_idx))
+        return self.x[t, j], self.z[t, j]
 
 
 # ----- text ---------------------------------------------------------------------------------
@@ -223,17 +252,32 @@ def main(argv=None):
     model.eval()
 
     train_items, val_items = image_items(ds, "train"), image_items(ds, "val")
-    train_feats = cache_image_features(model, ds, train_items, cfg["image"]["views_per_image"], rng,
-                                       "train images (views)")
-    val_feats = cache_image_features(model, ds, val_items, 1, rng, "val images")
+    # The backbone is frozen, so its features of the sky views are a pure function of the data,
+    # the view count and the seed: keep them on disk for the next run of the recipe.
+    manifest = ds.root / "manifest.json"
+    data_hash = json.loads(manifest.read_text()).get("content_hash", "") if manifest.exists() else ""
+    feat_file = run_dir / f"image_features-{data_hash[-12:]}-{cfg['image']['views_per_image']}-{cfg['seed']}.pt"
+    if data_hash and feat_file.exists():
+        train_feats, val_feats = torch.load(feat_file)
+        accelerator.print(f"reusing cached image features {feat_file}")
+    else:
+        view_rng = np.random.default_rng(cfg["seed"] + 1)  # its own stream: cached or not, same run
+        train_feats = cache_image_features(model, ds, train_items, cfg["image"]["views_per_image"], view_rng,
+                                           "train images (views)")
+        val_feats = cache_image_features(model, ds, val_items, 1, view_rng, "val images")
+        if data_hash:
+            torch.save((train_feats, val_feats), feat_file)
     train_spec, val_spec = spectrum_templates(ds, "train"), spectrum_templates(ds, "val")
     pairs = [(i, j) for i, (_, o, _) in enumerate(train_items)
              for j, (r, _, _) in enumerate(train_spec) if r.object_id == o.object_id]
     accelerator.print(f"train: {len(train_items)} images, {len(train_spec)} real spectra, {len(pairs)} "
                       f"image-spectrum pairs; val: {len(val_items)} images, {len(val_spec)} spectra")
 
+    pool = SpectrumPool(train_spec, cfg["spectrum"], rng, cfg["spectrum"]["pool_per_template"])
     cache = TextCache(model)
-    cache.add([c for _, _, caps in train_items for c in caps] + prompt_texts("image") + prompt_texts("spectrum"))
+    cache.add([c for _, _, caps in train_items for c in caps] + prompt_texts("image") + prompt_texts("spectrum")
+              + [c for rec, _, name in train_spec for z in caption_redshifts(cfg["spectrum"], rec)
+                 for c in spectrum_captions(rec.spectral_class, rec.subclass, z, name)])
 
     trainable = [p for n, p in model.named_parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -265,26 +309,22 @@ def main(argv=None):
         # spectra <-> captions, class prompts, redshift
         tidx = rng.choice(len(train_spec), size=min(cfg["spectrum"]["batch_size"], len(train_spec)),
                           replace=len(train_spec) < cfg["spectrum"]["batch_size"])
-        xs, zs, scaps = [], [], []
-        for i in tidx:
-            rec, spec, name = train_spec[i]
-            x, z = draw_spectrum(rec, spec, cfg["spectrum"], rng)
-            xs.append(x)
-            zs.append(z)
-            scaps.append(spectrum_captions(rec.spectral_class, rec.subclass, z, name))
-        sp = core.embed_spectra(torch.stack(xs))
+        xs, zs = pool.sample(tidx, rng)
+        scaps = [spectrum_captions(train_spec[i][0].spectral_class, train_spec[i][0].subclass, float(z),
+                                   train_spec[i][2]) for i, z in zip(tidx, zs)]
+        sp = core.embed_spectra(xs)
         stx = core.embed_text_features(cache(unique_batch(scaps, rng, 0.0)))
         losses["loss_spectrum_text"] = clip_loss(sp, stx, scale)
         cls_sp = class_embeddings(core, cache, "spectrum")
         sp_labels = torch.tensor([DEFAULT_LABELS["spectrum"].index(train_spec[i][0].spectral_class) for i in tidx])
         losses["loss_spectrum_prompts"] = F.cross_entropy(scale * sp @ cls_sp.T, sp_labels)
-        z_true = torch.log1p(torch.tensor(zs, dtype=torch.float32))
+        z_true = torch.log1p(zs)
         losses["loss_redshift"] = F.mse_loss(core.redshift_head(sp).squeeze(-1), z_true)
         # the real image-spectrum pairs of the same object
         if len(pairs) >= 2:
             pi = [pairs[k] for k in rng.permutation(len(pairs))[:16]]
             pimg = core.embed_image_features(train_feats[[a for a, _ in pi], rng.integers(cfg["image"]["views_per_image"], size=len(pi))])
-            psp = torch.stack([draw_spectrum(train_spec[b][0], train_spec[b][1], cfg["spectrum"], rng)[0] for _, b in pi])
+            psp, _ = pool.sample([b for _, b in pi], rng)
             losses["loss_image_spectrum"] = clip_loss(pimg, core.embed_spectra(psp), scale)
         total = sum(w[k[5:]] * v for k, v in losses.items())
         opt.zero_grad()
