@@ -65,6 +65,11 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # mkdtemp (and some writers) make private files; a dataset or model folder is for sharing.
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [tmp, *tmp.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
     old = final.parent / f".{final.name}.old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():

@@ -45,12 +45,14 @@ CLASS_PROMPTS = {"galaxy": "a photo of a galaxy", "globular cluster": "a photo o
                  "nebula": "a photo of a nebula"}
 
 
-def cold_start(query: str, index: str | None, runs: int) -> list[float]:
+def cold_start(query: str, index: str | None, encoder: str | None, runs: int) -> list[float]:
     exe = shutil.which("astrovlm", path=str(Path(sys.executable).parent)) or None
     cmd = [exe] if exe else [sys.executable, "-m", "astrovlm"]
     cmd += ["search", query, "--modality", "image", "-k", "10", "--json"]
     if index:
         cmd += ["--index", index]
+    if encoder:
+        cmd += ["--encoder", encoder]
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -66,6 +68,7 @@ def cold_start(query: str, index: str | None, runs: int) -> list[float]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--index", help="index folder (default: the sample sky's index)")
+    ap.add_argument("--encoder", help="encoder folder (default: the shipped encoder)")
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5, help="passes over the warm query list")
     ap.add_argument("--threads", type=int, default=2)
@@ -75,13 +78,13 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.threads)
-    cold = cold_start(QUERIES[0], args.index, args.cold_runs)
+    cold = cold_start(QUERIES[0], args.index, args.encoder, args.cold_runs)
     print(f"cold start: {', '.join(f'{t:.2f}' for t in cold)} s", flush=True)
 
     from astrovlm.index.search import SkySearch
 
     t = time.perf_counter()
-    sky = SkySearch.load(args.index)
+    sky = SkySearch.load(args.index, args.encoder)
     load_s = time.perf_counter() - t
     for q in QUERIES[:3]:  # warm-up
         sky.text(q, modality="image", k=10)

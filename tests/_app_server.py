@@ -2,12 +2,14 @@
 
 Not a test module: test_app_unit.py and test_app_browser.py share it. The server runs in
 its own process with the test data home, Gradio's upload folder in a temp dir, and its
-output in ``server.log`` there (shown if it fails to start).
+output in ``server.log`` there (shown if it fails to start). ``$ASTROVLM_TEST_APP_ARGS``
+adds arguments to app.py (e.g. ``--encoder DIR --assistant DIR`` for your own weights).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -68,6 +70,8 @@ def running_app(home: Path, tmp: Path, queue_size: int | None = None, assistant:
         cmd += ["--queue-size", str(queue_size)]
     if not assistant:
         cmd.append("--no-assistant")
+    # e.g. "--encoder DIR --assistant DIR": test the app with your own trained folders
+    cmd += shlex.split(os.environ.get("ASTROVLM_TEST_APP_ARGS", ""))
     from astrovlm.webapp import QUEUE_MAX_SIZE
 
     with open(log, "w") as out:

@@ -320,3 +320,35 @@ def test_find_names_spots_designations_and_common_names():
     assert find_names("Where is the Whirlpool Galaxy?", resolver) == ["Whirlpool Galaxy"]
     assert find_names("Which constellation is the Pleiades in?", resolver) == ["Pleiades"]
     assert find_names("What is an M star? Is a planetary nebula a star?", resolver) == []
+
+
+# ---------------------------------------------------------------------- llama.cpp backend
+
+def test_lora_exports_as_a_llama_cpp_adapter_gguf(tiny_lm_dir, tmp_path):
+    import gguf
+
+    from astrovlm.assistant.llamacpp import export_lora_gguf
+
+    model = tiny_model(tiny_lm_dir)
+    folder = model.save_pretrained(tmp_path / "assistant")
+    out = export_lora_gguf(folder / "adapter", tmp_path / "lora.gguf", n_head=4)
+    reader = gguf.GGUFReader(str(out))
+    fields = {f.name: f for f in reader.fields.values()}
+    assert bytes(fields["general.type"].parts[-1]).decode() == "adapter"
+    assert bytes(fields["adapter.type"].parts[-1]).decode() == "lora"
+    names = {t.name: t for t in reader.tensors}
+    assert set(names) == {f"blk.{i}.attn_{p}.weight.lora_{ab}" for i in range(2) for p in "qv" for ab in "ab"}
+    # GGUF lists dimensions fastest-first: lora_a is (r, in) in torch, lora_b (out, r).
+    assert list(names["blk.0.attn_q.weight.lora_a"].shape) == [32, 8]
+    assert list(names["blk.0.attn_v.weight.lora_b"].shape) == [8, 16]
+
+
+def test_llama_cpp_backend_says_what_to_install_when_missing():
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("llama-cpp-python is installed here")
+    from astrovlm.assistant.llamacpp import LlamaCppModel
+
+    with pytest.raises(AstroVLMError, match="llama-cpp-python"):
+        LlamaCppModel("/nonexistent.gguf")

@@ -231,10 +231,14 @@ def test_hnsw_reaches_its_recall_target_and_filters_exactly():
     recall = np.mean([len({h.item_id for h in index.search(q, k=10)}
                           & {meta[i]["item_id"] for i in exact_top(x, q, 10)}) / 10 for q in qs])
     assert recall >= 0.93  # held-out queries, not the tuning set
-    # A selective filter is answered exactly even on a graph index.
+    # A selective filter is answered by a scan of the kept rows even on a graph index
+    # (over its 8-bit vectors: only near-ties may swap).
     res = index.search(qs[0], k=5, object_type="type 7", modality="image")
     keep = [i for i, m in enumerate(meta) if m["otype"].endswith("(type 7)") and m["modality"] == "image"]
-    assert [h.item_id for h in res] == [meta[keep[i]]["item_id"] for i in exact_top(x[keep], qs[0], 5)]
+    true = {meta[i]["item_id"]: float(x[i] @ qs[0]) for i in keep}
+    fifth = sorted(true.values(), reverse=True)[4]
+    assert len(res) == 5 and all(h.item_id in true and true[h.item_id] >= fifth - 0.01 for h in res)
+    assert all(abs(h.score - true[h.item_id]) < 0.01 for h in res)
 
 
 def test_hnsw_delete_masks_then_rebuilds(tmp_path):
@@ -339,10 +343,15 @@ def test_loading_what_is_not_an_index(tmp_path):
         CrossModalIndex.load(tmp_path / "empty")
 
 
-def test_empty_index_search_says_so():
+def test_empty_index_search_says_so(tmp_path):
     index = CrossModalIndex(8, "fp")
     res = index.search(np.ones(8), k=3)
     assert len(res) == 0 and res.reason == "the index is empty"
+    index.save(tmp_path / "empty")
+    back = CrossModalIndex.load(tmp_path / "empty")
+    assert len(back) == 0 and back.search(np.ones(8), k=1).reason == "the index is empty"
+    back.add(np.eye(8)[:2], [{"item_id": "a", "modality": "text"}, {"item_id": "b", "modality": "image"}])
+    assert back.kind == "flat" and back.search(np.eye(8)[1], k=1)[0].item_id == "b"
 
 
 def test_constructor_checks():

@@ -107,6 +107,13 @@ def find_names(text: str, resolver=None) -> list[str]:
 
 
 @dataclass
+class Embedding:
+    """An attachment given as its aligned-encoder vector (already encoded), not as a file."""
+
+    vector: object   # (D,) or (1, D) float array
+
+
+@dataclass
 class Answer:
     """An answer and where it came from. ``[n]`` in ``text`` refers to ``sources[n-1]``."""
 
@@ -314,7 +321,17 @@ class Assistant:
         self._need_encoder(modality)
         from astrovlm.encoders import zeroshot
 
-        vec = self.encoder.encode_images([item]) if modality == "image" else self.encoder.encode_spectra([item])
+        if isinstance(item, Embedding):
+            import numpy as np
+
+            vec = np.asarray(item.vector, dtype=np.float32).reshape(1, -1)
+            if vec.shape[1] != self.encoder.embed_dim:
+                raise AstroVLMError(f"the {modality} vector has {vec.shape[1]} dimensions, the encoder "
+                                    f"{self.encoder.embed_dim}", field=modality)
+        elif modality == "image":
+            vec = self.encoder.encode_images([item])
+        else:
+            vec = self.encoder.encode_spectra([item])
         r.features[modality] = vec
         labels = zeroshot.DEFAULT_LABELS[modality]
         if modality not in self._class_vectors:

@@ -112,7 +112,7 @@ class AlignedEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path | None = None) -> "AlignedEncoder":
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         folder = Path(folder) if folder is not None else SHIPPED
@@ -135,7 +135,7 @@ class AlignedEncoder(nn.Module):
         model = cls(config)
         try:
             state = load_file(str(weights))
-        except (SafetensorsError, OSError) as exc:
+        except (SafetensorError, OSError) as exc:
             raise AstroVLMError(f"cannot read the weights ({exc})", path=weights) from None
         expected = set(model.trained_state_dict())
         missing = expected - set(state)

@@ -63,20 +63,22 @@ class TextBackbone(nn.Module):
 
 
 class SpectrumCNN(nn.Module):
-    """A 1-D ResNet-ish encoder for spectra on the common log-wavelength grid.
+    """A 1-D CNN encoder for spectra on the common log-wavelength grid.
 
     Input (B, 2, L): normalised flux and the good-pixel mask (gaps are zeros in flux and
-    mask, so the network can tell "no data" from "no flux"). Output (B, width * 2):
-    average- and max-pooled features (max keeps narrow emission lines).
+    mask, so the network can tell "no data" from "no flux"). A strided stem halves the
+    grid at once (a 2x-oversampled grid loses little), then one conv per stage, each
+    halving again: cheap enough to train on a CPU. Output (B, width * 2): average- and
+    max-pooled features (max keeps narrow emission lines).
     """
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128), kernel: int = 7):
         super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 2
+        layers: list[nn.Module] = [nn.Conv1d(2, channels[0], 9, stride=2, padding=4),
+                                   nn.BatchNorm1d(channels[0]), nn.GELU()]
+        c_in = channels[0]
         for c in channels:
             layers += [nn.Conv1d(c_in, c, kernel, padding=kernel // 2), nn.BatchNorm1d(c), nn.GELU(),
-                       nn.Conv1d(c, c, kernel, padding=kernel // 2), nn.BatchNorm1d(c), nn.GELU(),
                        nn.MaxPool1d(2)]
             c_in = c
         self.net = nn.Sequential(*layers)

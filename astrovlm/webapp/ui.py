@@ -115,7 +115,7 @@ def build_blocks(app) -> gr.Blocks:
                                            elem_id="classify-contrib")
                         cls_note = gr.Markdown(label="Summary", elem_id="classify-status")
                         cls_preview = gr.Gallery(label="What was classified", columns=2,
-                                                 height="auto", object_fit="contain",
+                                                 height=300, object_fit="contain",
                                                  elem_id="classify-preview")
 
             # ---------------------------------------------------------------- Chat
@@ -129,8 +129,9 @@ def build_blocks(app) -> gr.Blocks:
                     file_types=list(UPLOAD_SUFFIXES), file_count="single", stop_btn=True,
                     show_label=False, elem_id="chat-input", sources=["upload"])
                 chat_subjects = gr.State([])
-                chat_stop = gr.Button("Stop", variant="stop", size="sm", elem_id="chat-stop")
-                chat_clear = gr.Button("New conversation", size="sm", elem_id="chat-clear")
+                with gr.Row():
+                    chat_stop = gr.Button("Stop", variant="stop", size="sm", elem_id="chat-stop")
+                    chat_clear = gr.Button("New conversation", size="sm", elem_id="chat-clear")
 
             # ---------------------------------------------------------------- Object
             with gr.Tab("Object", id="object", elem_id="tab-object"):

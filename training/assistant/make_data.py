@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from astrovlm.assistant.prompts import NOT_IN_CONTEXT, Source, build_messages  # noqa: E402
-from astrovlm.assistant.rag import Assistant, _shown_count  # noqa: E402
+from astrovlm.assistant.rag import Assistant, Embedding, _shown_count  # noqa: E402
 from astrovlm.data import cards  # noqa: E402
 from astrovlm.data.records import IMAGE_CLASSES, SPECTRUM_CLASSES, SkyDataset  # noqa: E402
 from astrovlm.encoders.captions import image_captions, spectrum_captions  # noqa: E402
@@ -152,6 +152,18 @@ class ExampleMaker:
         self.objects = [o for o in ds.objects if o.split == split]
         self.cards = {p.object_id: p for p in ds.passages if p.kind == "catalog_card"}
         self.counts: Counter = Counter()
+        self._vectors: dict[str, object] = {}
+
+    def vectors(self, modality: str, records) -> None:
+        """Encode a split's images or spectra once, in batches (both stages reuse them)."""
+        todo = [r for r in records if r.path not in self._vectors]
+        if not todo:
+            return
+        enc = self.helper.encoder
+        paths = [self.ds.path(r.path) for r in todo]
+        encode = enc.encode_images if modality == "image" else enc.encode_spectra
+        vecs = encode(paths, batch_size=32, progress=True)
+        self._vectors.update({r.path: v for r, v in zip(todo, vecs)})
 
     # ----- helpers
     def card_source(self, obj) -> Source:
@@ -280,11 +292,13 @@ class ExampleMaker:
         else:
             items = [(rec, self.ds.get_object(rec.object_id)) for rec in self.ds.spectra if rec.split == self.split]
         self.rng.shuffle(items)
-        for rec, obj in tqdm(items[:limit], desc=f"{modality}s ({self.split})", unit=modality):
+        items = items[:limit]
+        self.vectors(modality, [rec for rec, _ in items])
+        for rec, obj in tqdm(items, desc=f"{modality}s ({self.split})", unit=modality):
             truth = obj.coarse_class if modality == "image" else rec.spectral_class
             question = self.rng.choice(IMAGE_QUESTIONS if modality == "image" else SPECTRUM_QUESTIONS)
             self.helper.exclude_objects = {rec.object_id} if rec.object_id else set()
-            kw = {modality: self.ds.path(rec.path)}
+            kw = {modality: Embedding(self._vectors[rec.path])}
             r = self.helper.retrieve(question, **kw)
             self.helper.exclude_objects = set()
             att = next(i for i, s in enumerate(r.sources, 1) if s.kind == "attachment")
@@ -327,19 +341,21 @@ class ExampleMaker:
     def captions(self, per_image: int, spectra_limit: int) -> list[dict]:
         """Stage 1: attachment -> caption (no retrieval, no context)."""
         out = []
-        enc = self.helper.encoder
         images = [(rec, self.ds.get_object(rec.object_id)) for rec in self.ds.images if rec.split == self.split]
         images = [(rec, o) for rec, o in images if o is not None]
-        for rec, obj in tqdm(images, desc=f"captions: images ({self.split})", unit="image"):
-            vec = enc.encode_images([self.ds.path(rec.path)])[0]
+        self.vectors("image", [rec for rec, _ in images])
+        for rec, obj in images:
+            vec = self._vectors[rec.path]
             card = self.cards.get(obj.object_id)
             caps = image_captions(obj, card.text if card else None)
             for cap in self.rng.sample(caps, min(per_image, len(caps))):
                 out.append(self._caption_example("image", vec, cap, obj.object_id))
         spectra = [rec for rec in self.ds.spectra if rec.split == self.split]
         self.rng.shuffle(spectra)
-        for rec in tqdm(spectra[:spectra_limit], desc=f"captions: spectra ({self.split})", unit="spectrum"):
-            vec = enc.encode_spectra([self.ds.path(rec.path)])[0]
+        spectra = spectra[:spectra_limit]
+        self.vectors("spectrum", spectra)
+        for rec in spectra:
+            vec = self._vectors[rec.path]
             obj = self.ds.get_object(rec.object_id)
             caps = spectrum_captions(rec.spectral_class, rec.subclass, rec.redshift, obj.name if obj else "")
             for cap in self.rng.sample(caps, min(2, len(caps))):

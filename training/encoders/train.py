@@ -322,7 +322,7 @@ def main(argv=None):
         losses["loss_redshift"] = F.mse_loss(core.redshift_head(sp).squeeze(-1), z_true)
         # the real image-spectrum pairs of the same object
         if len(pairs) >= 2:
-            pi = [pairs[k] for k in rng.permutation(len(pairs))[:16]]
+            pi = [pairs[k] for k in rng.permutation(len(pairs))[:8]]
             pimg = core.embed_image_features(train_feats[[a for a, _ in pi], rng.integers(cfg["image"]["views_per_image"], size=len(pi))])
             psp, _ = pool.sample([b for _, b in pi], rng)
             losses["loss_image_spectrum"] = clip_loss(pimg, core.embed_spectra(psp), scale)
