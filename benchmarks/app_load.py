@@ -216,6 +216,8 @@ def main() -> None:
         figures["server_peak_rss_mb"] = round(peak_hwm / 2**20, 1)
     figures["warmup_first_answer_s"] = round(warm, 2)
     figures["cpu_count"] = os.cpu_count()
+    # other work on the machine slows every request: say how busy it was (this run included)
+    figures["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     for kind in ("search", "chat"):
         for why in sorted(set(rec.errors[kind]))[:5]:
             print(f"{kind} error: {why}")

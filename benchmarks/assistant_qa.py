@@ -132,7 +132,7 @@ def states_fact(q: dict, text: str, first_only: bool = True) -> bool:
 
 
 # ----------------------------------------------------------------------------- questions
-def make_questions(ds, resolver, rng: random.Random, max_questions: int) -> list[dict]:
+def make_questions(ds, resolver, index, rng: random.Random, max_questions: int) -> list[dict]:
     from astrovlm.data import cards
     from astrovlm.data.records import IMAGE_CLASSES
     from astrovlm.data.resolver import name_key
@@ -165,11 +165,13 @@ def make_questions(ds, resolver, rng: random.Random, max_questions: int) -> list
                                   "question": rng.choice(QUESTIONS[kind]).format(n=name)})
     for rec in ds.images:
         obj = ds.get_object(rec.object_id)
-        if rec.split == "test" and obj is not None and obj.coarse_class in IMAGE_CLASSES:
+        # Only files the encoder reads (the index build skips the others).
+        if rec.split == "test" and obj is not None and obj.coarse_class in IMAGE_CLASSES \
+                and f"image:{rec.image_id}" in index:
             by_kind["image"].append({"kind": "image", "truth": obj.coarse_class, "object_id": obj.object_id,
                                      "image": str(ds.path(rec.path)), "question": rng.choice(IMAGE_Q)})
     for rec in ds.spectra:
-        if rec.split == "test":
+        if rec.split == "test" and f"spectrum:{rec.spectrum_id}" in index:
             by_kind["spectrum"].append({"kind": "spectrum", "truth": rec.spectral_class, "object_id": rec.object_id,
                                         "template": rec.template, "simulated": rec.simulated,
                                         "spectrum": str(ds.path(rec.path)), "question": rng.choice(SPECTRUM_Q)})
@@ -252,7 +254,7 @@ def main(argv=None) -> int:
     load_s = time.perf_counter() - t_load
     keep_out = {"train", "val"}  # the held-out objects' own items are never neighbours
     ours = Assistant(ours_model, ds, index, encoder, resolver, allowed_splits=keep_out)
-    questions = make_questions(ds, resolver, random.Random(args.seed), args.max_questions)
+    questions = make_questions(ds, resolver, index, random.Random(args.seed), args.max_questions)
     print(f"{len(questions)} questions on held-out objects: "
           + ", ".join(f"{k} {sum(q['kind'] == k for q in questions)}" for k in sorted({q['kind'] for q in questions})),
           flush=True)

@@ -203,8 +203,15 @@ def main(argv=None):
     pairs = [(i, r) for r in real_spec for i in ds.images if i.object_id == r.object_id]
     if pairs:
         specs = {r.spectrum_id: r for r in ds.spectra if not r.simulated}
-        gallery_ids = list(specs)
-        g = enc.encode_spectra([read_spectrum(ds.path(specs[s].path)) for s in gallery_ids])
+        gallery_ids, rows = [], []
+        for sid, rec in specs.items():
+            try:  # a few real spectra (rest-frame UV composites) miss the common grid entirely
+                rows.append(enc.encode_spectra([read_spectrum(ds.path(rec.path))])[0])
+                gallery_ids.append(sid)
+            except ValueError:
+                continue
+        g = np.array(rows)
+        pairs = [(i, r) for i, r in pairs if r.spectrum_id in gallery_ids]
         qi = enc.encode_images([ds.path(i.path) for i, _ in pairs])
         ranks = []
         for row, (_, r) in zip(qi @ g.T, pairs):

@@ -193,11 +193,12 @@ class AlignedEncoder(nn.Module):
         for i in _batches(len(spectra), batch_size, progress, "spectra"):
             batch = []
             for s in spectra[i:i + batch_size]:
+                name = None
                 if not isinstance(s, Spectrum):
                     from astrovlm.data.readers import read_spectrum
 
-                    s = read_spectrum(s)
-                batch.append(spectrum_to_tensor(s))
+                    name, s = str(s), read_spectrum(s)
+                batch.append(spectrum_to_tensor(s, name=name))
             out.append(self.embed_spectra(torch.stack(batch)))
         return _to_numpy(out, self.embed_dim)
 

@@ -186,9 +186,9 @@ class SkyApp:
             raise AstroVLMError("type a description to search for", field="query")
         mod, k = _search_modality(modality), _check_k(k)
         with self._encoder_lock:
-            result = self.sky.text(query.strip()[:500], modality=mod, k=k)
+            result = self.sky.text(query.strip()[:500], modality=mod, k=_fetch(k))
         shown = f"'{query.strip()[:80]}'"
-        return self._gallery(result, f"{_what(mod)} for {shown}")
+        return self._gallery(_varied(result, k), f"{_what(mod)} for {shown}")
 
     def search_file(self, upload, modality: str | None = None, k: int = 12) -> Gallery:
         """Search with an uploaded image or spectrum; by default get the other modality back."""
@@ -199,15 +199,15 @@ class SkyApp:
             if kind == "image":
                 own = self.previews.upload_image(path)
                 with self._encoder_lock:
-                    result = self.sky.image(path, modality=mod, k=k)
+                    result = self.sky.image(path, modality=mod, k=_fetch(k))
             else:
                 spectrum = _read_spectrum(path)
                 own = self.previews.upload_spectrum(spectrum, path, title=f"your spectrum: {path.name}")
                 with self._encoder_lock:
-                    result = self.sky.spectrum(spectrum, modality=mod, k=k)
+                    result = self.sky.spectrum(spectrum, modality=mod, k=_fetch(k))
         except AstroVLMError as exc:
             raise public_error(exc, path) from None
-        view = self._gallery(result, f"{_what(mod)} nearest to your {kind} *{path.name}*")
+        view = self._gallery(_varied(result, k), f"{_what(mod)} nearest to your {kind} *{path.name}*")
         view.pictures.insert(0, Picture(str(own), f"your {kind}: {path.name}", None))
         return view
 
@@ -547,6 +547,35 @@ def _search_modality(modality) -> list[str] | str:
         raise AstroVLMError(f"unknown modality '{modality}' (choose image, spectrum, text or any)",
                             field="modality")
     return m
+
+
+PER_SOURCE = 2      # a gallery shows at most this many items of one object or template
+
+
+def _fetch(k: int) -> int:
+    """How many hits to ask the index for, so that k remain after ``_varied``."""
+    return k * 4
+
+
+def _varied(result, k: int):
+    """The best ``k`` hits with at most ``PER_SOURCE`` per object (or per template, for
+    spectra of no catalogued object): twelve noisy copies of one template spectrum, or four
+    images of one nebula, tell a user less than twelve different answers."""
+    from astrovlm.index import SearchResult
+
+    kept, count = [], {}
+    for hit in result.hits:
+        key = hit.object_id or hit.metadata.get("template") or hit.item_id
+        if count.get(key, 0) >= PER_SOURCE:
+            continue
+        count[key] = count.get(key, 0) + 1
+        kept.append(hit)
+        if len(kept) == k:
+            break
+    reason = result.reason if not kept else None
+    if kept and len(kept) < k:
+        reason = f"only {len(kept)} match (at most {PER_SOURCE} per object or template)"
+    return SearchResult(kept, k, reason, result.filter)
 
 
 def _check_k(k) -> int:

@@ -154,6 +154,15 @@ class ExampleMaker:
         self.counts: Counter = Counter()
         self._vectors: dict[str, object] = {}
 
+    def indexed(self, modality: str, records) -> list:
+        """Records the index holds (the index build skips files the encoder cannot read,
+        e.g. a spectrum with no pixels in the encoder's wavelength range)."""
+        prefix = "image:" if modality == "image" else "spectrum:"
+        key = (lambda r: r.image_id) if modality == "image" else (lambda r: r.spectrum_id)
+        keep = [r for r in records if prefix + key(r) in self.helper.index]
+        self.counts[f"{modality}:not_indexed"] += len(records) - len(keep)
+        return keep
+
     def vectors(self, modality: str, records) -> None:
         """Encode a split's images or spectra once, in batches (both stages reuse them)."""
         todo = [r for r in records if r.path not in self._vectors]
@@ -291,6 +300,8 @@ class ExampleMaker:
             items = [(rec, o) for rec, o in items if o is not None and o.coarse_class in IMAGE_CLASSES]
         else:
             items = [(rec, self.ds.get_object(rec.object_id)) for rec in self.ds.spectra if rec.split == self.split]
+        ok = {id(r) for r in self.indexed(modality, [rec for rec, _ in items])}
+        items = [(rec, o) for rec, o in items if id(rec) in ok]
         self.rng.shuffle(items)
         items = items[:limit]
         self.vectors(modality, [rec for rec, _ in items])
@@ -343,6 +354,8 @@ class ExampleMaker:
         out = []
         images = [(rec, self.ds.get_object(rec.object_id)) for rec in self.ds.images if rec.split == self.split]
         images = [(rec, o) for rec, o in images if o is not None]
+        ok = {id(r) for r in self.indexed("image", [rec for rec, _ in images])}
+        images = [(rec, o) for rec, o in images if id(rec) in ok]
         self.vectors("image", [rec for rec, _ in images])
         for rec, obj in images:
             vec = self._vectors[rec.path]
@@ -350,7 +363,7 @@ class ExampleMaker:
             caps = image_captions(obj, card.text if card else None)
             for cap in self.rng.sample(caps, min(per_image, len(caps))):
                 out.append(self._caption_example("image", vec, cap, obj.object_id))
-        spectra = [rec for rec in self.ds.spectra if rec.split == self.split]
+        spectra = self.indexed("spectrum", [rec for rec in self.ds.spectra if rec.split == self.split])
         self.rng.shuffle(spectra)
         spectra = spectra[:spectra_limit]
         self.vectors("spectrum", spectra)
