@@ -12,6 +12,7 @@ it is missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -31,26 +32,32 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        dataset = Path(args.dataset) if args.dataset else sample_dir()
-        if args.dataset is None and not (dataset / "manifest.json").exists():
-            from astrovlm.data.sample import build_sample_sky
-
-            print(f"building the sample sky into {dataset} first", file=sys.stderr)
-            build_sample_sky(dataset)
-        if args.engine == "ray":
-            from astrovlm.index.ray_build import build_index_ray
-
-            _, summary = build_index_ray(dataset, args.encoder, args.out, recall_target=args.recall)
-        else:
-            from astrovlm.index.build import build_index
-
-            _, summary = build_index(dataset, args.encoder, args.out, kind=args.kind,
-                                     recall_target=args.recall)
+        # Backbone loaders print to stdout; keep stdout for the summary.
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = _build(args, sample_dir())
     except AstroVLMError as exc:
         print(f"build_sample: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _build(args, default_dataset: Path) -> dict:
+    dataset = Path(args.dataset) if args.dataset else default_dataset
+    if args.dataset is None and not (dataset / "manifest.json").exists():
+        from astrovlm.data.sample import build_sample_sky
+
+        print(f"building the sample sky into {dataset} first", file=sys.stderr)
+        build_sample_sky(dataset)
+    if args.engine == "ray":
+        from astrovlm.index.ray_build import build_index_ray
+
+        _, summary = build_index_ray(dataset, args.encoder, args.out, recall_target=args.recall)
+    else:
+        from astrovlm.index.build import build_index
+
+        _, summary = build_index(dataset, args.encoder, args.out, kind=args.kind, recall_target=args.recall)
+    return summary
 
 
 if __name__ == "__main__":

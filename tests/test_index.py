@@ -439,6 +439,19 @@ def test_build_indexes_every_item_with_its_metadata(built, encoder):
     assert float(back.vectors(["image:NGC1003-img"])[0] @ v) > 0.9999
 
 
+def test_graph_index_is_tuned_on_text_queries(built):
+    from astrovlm.index.build import tune_on_text
+
+    _, index, _ = built
+    items = [index._cols["item_id"][r] for r in range(len(index))]
+    x = index.vectors(items)
+    graph = CrossModalIndex(index.dim, index.fingerprint, kind="hnsw")
+    graph.add(x, [index.item(i) for i in items])
+    texts = [r for r, i in enumerate(items) if i.startswith("text:")]
+    tune_on_text(graph, x, texts)
+    assert graph.tuning["queries"] == len(texts) == 24 and graph.tuning["recall_at_k"] >= 0.95
+
+
 def test_cross_modal_queries(built, encoder):
     from astrovlm.index.search import SkySearch
 

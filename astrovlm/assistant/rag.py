@@ -181,6 +181,9 @@ class Assistant:
                  allowed_splits=None):
         if max_new_tokens < 1 or max_new_tokens > 512:
             raise AstroVLMError("max_new_tokens must be between 1 and 512", field="max_new_tokens")
+        if index is not None and encoder is not None and index.fingerprint != encoder.fingerprint:
+            raise AstroVLMError(f"the index was built with another encoder ({index.fingerprint}, not "
+                                f"{encoder.fingerprint}); rebuild it with 'astrovlm index build'", field="index")
         self.model, self.dataset, self.index, self.encoder = model, dataset, index, encoder
         if resolver is None and dataset is not None:
             from astrovlm.data.resolver import NameResolver
@@ -284,8 +287,8 @@ class Assistant:
         question, truncated, notes = self.check_question(question)
         objects, name_notes = self.resolve_names(question)
         notes += name_notes
-        if not objects and subjects and not name_notes:
-            objects = list(subjects)
+        if not objects and subjects and not name_notes and image is None and spectrum is None:
+            objects = list(subjects)  # "Where is it?" (an attachment is a new subject)
         sources: list[Source] = [self._card_source(o) for o in objects]
         r = Retrieval(question, sources, objects, notes, truncated)
         for modality, item in (("image", image), ("spectrum", spectrum)):

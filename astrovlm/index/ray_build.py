@@ -29,7 +29,7 @@ import numpy as np
 from astrovlm.config import default_index_dir, sample_dir
 from astrovlm.errors import AstroVLMError
 from astrovlm.index import factory
-from astrovlm.index.build import dataset_items, encode_payloads, load_encoder
+from astrovlm.index.build import dataset_items, encode_payloads, load_encoder, tune_on_text
 from astrovlm.index.store import IVFDATA_FILE, CrossModalIndex
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,11 @@ def build_index_ray(dataset: str | Path | None = None, encoder: str | Path | Non
             merged = build_sharded_ivfpq(ray, x, np.arange(len(x), dtype="int64"), workdir, n_shards,
                                          recall_target)
             index.attach(merged, "ivfpq", meta, ondisk=workdir / IVFDATA_FILE)
-            index.tune()
+            texts = [i for i, m in enumerate(meta) if m["modality"] == "text"]
+            if texts:
+                tune_on_text(index, x, texts)
+            else:
+                index.tune()
         else:
             note = f"{len(x)} vectors are too few to train IVF-PQ (needs {MIN_IVFPQ}); built an exact index"
             n_shards = 0
