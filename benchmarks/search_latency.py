@@ -5,7 +5,8 @@ loaded; the cold start (a fresh process's first answer) is measured and reported
   process (Python start, imports, encoder and index load, one query), several runs;
 - load: ``SkySearch.load()`` in this process (encoder + index);
 - warm: p50/p95 of in-process ``SkySearch.text(query, modality="image", k=10)`` after load
-  (text encoding + index search), and of the index search alone;
+  (text encoding + index search) with ``--threads`` torch threads and with one, and of
+  the index search alone;
 - and, as a sanity check of what comes back, the share of the top-10 images whose coarse
   class matches a "a photo of a CLASS" query.
 
@@ -99,6 +100,16 @@ def main(argv=None):
             sky.index.search(v, k=10, modality="image")
             search_only.append(time.perf_counter() - t)
             assert len(res) == 10
+    # The same with one torch thread: for one short query, a second thread mostly waits
+    # (and on a busy machine waits long), so a search service may well pin it to one.
+    torch.set_num_threads(1)
+    one_thread = []
+    for _ in range(args.repeats):
+        for q in QUERIES:
+            t = time.perf_counter()
+            sky.text(q, modality="image", k=10)
+            one_thread.append(time.perf_counter() - t)
+    torch.set_num_threads(args.threads)
     precision = {}
     for cls, prompt in CLASS_PROMPTS.items():
         hits = sky.text(prompt, modality="image", k=10).hits
@@ -111,6 +122,8 @@ def main(argv=None):
         "load_s": round(load_s, 3),
         "warm_text_to_image_p50_ms": round(float(np.percentile(e2e, 50)), 2),
         "warm_text_to_image_p95_ms": round(float(np.percentile(e2e, 95)), 2),
+        "warm_text_to_image_1thread_p50_ms": round(float(np.percentile(np.array(one_thread) * 1000, 50)), 2),
+        "warm_text_to_image_1thread_p95_ms": round(float(np.percentile(np.array(one_thread) * 1000, 95)), 2),
         "warm_index_search_p50_ms": round(float(np.percentile(so, 50)), 3),
         "warm_index_search_p95_ms": round(float(np.percentile(so, 95)), 3),
         "warm_queries": len(e2e), "threads": args.threads,

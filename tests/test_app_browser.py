@@ -18,6 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The chat needs the shipped assistant weights (astrovlm/weights/assistant), trained by
+# training/assistant/; until they are committed these tests are skipped, not faked.
+from astrovlm.assistant.model import SHIPPED_DIR as _ASSISTANT_DIR  # noqa: E402
+needs_assistant = pytest.mark.skipif(not (_ASSISTANT_DIR / "config.json").exists(),
+                                     reason="shipped assistant weights not trained yet")
+
+
 pytestmark = [pytest.mark.browser, pytest.mark.sample, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -166,6 +173,7 @@ def test_classify_uploaded_fits(page, galaxy_fits):
     shot(page, "03-classify")
 
 
+@needs_assistant
 def test_chat_streams_an_answer_with_source_links(page, server):
     page.click("#tab-chat-button")
     box = page.locator("#chat-input textarea")

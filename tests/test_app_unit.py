@@ -113,6 +113,13 @@ def test_nothing_uploaded():
 # ------------------------------------------------------------------ the running app
 from _app_server import running_app  # noqa: E402  (shared with the browser tests)
 
+# The chat needs the shipped assistant weights (astrovlm/weights/assistant), trained by
+# training/assistant/; until they are committed these tests are skipped, not faked.
+from astrovlm.assistant.model import SHIPPED_DIR as _ASSISTANT_DIR  # noqa: E402
+needs_assistant = pytest.mark.skipif(not (_ASSISTANT_DIR / "config.json").exists(),
+                                     reason="shipped assistant weights not trained yet")
+
+
 PASSWD_MARK = b"root:"
 
 
@@ -232,6 +239,7 @@ def test_upload_over_the_size_limit_is_refused_by_the_server(server):
 
 @pytest.mark.sample
 @pytest.mark.slow
+@needs_assistant
 def test_chat_streams_and_cites_sources(server):
     job = server.client.submit({"text": "What kind of object is M57 and where is it?", "files": []},
                                [], api_name="/chat")
@@ -265,6 +273,7 @@ def test_a_running_answer_can_be_cancelled(server):
 
 @pytest.mark.sample
 @pytest.mark.slow
+@needs_assistant
 def test_queue_is_bounded(server):
     from gradio_client.exceptions import AppError
 
@@ -316,6 +325,7 @@ def test_classify_an_image_and_a_spectrum_of_one_object(server, sample_sky):
 
 @pytest.mark.sample
 @pytest.mark.slow
+@needs_assistant
 def test_object_page_and_ask_by_api(server):
     title, image, spectrum, facts, passages, neighbours = server.client.predict(
         "Ring Nebula", api_name="/object")

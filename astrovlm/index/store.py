@@ -57,6 +57,7 @@ EXACT_SUBSET_MAX = 4096        # a filter keeping at most this many rows is sear
 EXACT_SUBSET_FRACTION = 0.02   # ... or at most this fraction of the index
 TUNE_QUERIES = 200
 TRAIN_MAX = 100_000            # IVF-PQ quantizer training sample
+HOLDOUT = 200                  # vectors a fresh graph/IVF index is tuned on before they join it
 
 
 class Hit:
@@ -219,13 +220,16 @@ class CrossModalIndex:
             return []
         start = len(self._alive)
         rows = np.arange(start, start + len(x), dtype="int64")
-        self._add_vectors(x, rows)
+        empty = self._faiss is None or self._faiss.ntotal == 0
+        tuned = self._fill(x, rows) if empty else (self._add_vectors(x, rows) or False)
         for c in COLUMNS:
             self._cols[c].extend(cols[c])
         self._extra.extend(extra)
         self._alive.extend([True] * len(x))
         self._row_of.update(zip(ids, range(start, start + len(x))))
         self._changed()
+        if tuned:
+            self._tuned_at = len(self)
         # When this add filled an empty index, its vectors are the exact reference for tuning.
         self._maybe_grow(base=(rows, x) if start == 0 else None)
         return list(ids)
@@ -384,11 +388,12 @@ class CrossModalIndex:
              k: int = 10, seed: int = 0, base=None) -> dict:
         """Pick the smallest efSearch (HNSW) or nprobe (IVF) that reaches the recall target.
 
-        ``queries``: vectors like the ones users will send (e.g. text embeddings). Without
-        them, the tuning queries are stored vectors moved by half their nearest-neighbour
-        distance, their own rows dropped from both answers. The setting must reach the
-        target plus a quarter of what is left to 1 (0.9625 for 0.95): a margin for queries
-        less like the data than these.
+        A fresh index is tuned when it is filled, on a sample of its vectors kept out of it
+        until then (``_fill``); this re-tunes later. ``queries``: vectors like the ones users
+        will send (e.g. text embeddings). Without them, the tuning queries are stored vectors
+        moved by half their nearest-neighbour distance, their own rows dropped from both
+        answers, and the setting must reach the target plus a quarter of what is left to 1
+        (0.9625 for 0.95): a margin for queries less like the data than these.
         ``base``: (rows, vectors), the exact vectors of every live row, when the caller has
         them (a fresh build); otherwise HNSW's ground truth is its decoded 8-bit vectors, and
         IVF-PQ is measured against its own exhaustive scan (its codes are lossy).
@@ -430,15 +435,22 @@ class CrossModalIndex:
         if self.kind == "hnsw":
             _, gi = faiss.knn(xq, xb, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
             truth = ids[gi]
-            ladder, name = factory.EF_LADDER, "efSearch"
-            hnsw = factory.hnsw_of(self._faiss)
+        else:
+            _, truth = self._faiss.search(xq, k + 1)  # nprobe = nlist: the exhaustive scan
+        # Made-up queries get a margin: a quarter of what is left to 1 (0.9625 for 0.95).
+        self._pick_setting(xq, truth, own, target, k, margin=0.0 if queries is not None else 0.25)
+        return self.tuning
+
+    def _pick_setting(self, xq: np.ndarray, truth: np.ndarray, own: np.ndarray, target: float, k: int,
+                      margin: float = 0.0) -> dict:
+        """The smallest efSearch / nprobe of the ladder whose recall@k reaches the target."""
+        if self.kind == "hnsw":
+            ladder, name, hnsw = factory.EF_LADDER, "efSearch", factory.hnsw_of(self._faiss)
         else:
             ivf = factory.ivf_of(self._faiss)
             ladder, name = factory.nprobe_ladder(ivf.nlist), "nprobe"
-            ivf.nprobe = ivf.nlist
-            _, truth = self._faiss.search(xq, k + 1)
+        aim = target + margin * (1.0 - target)
         t0, chosen, recall = time.perf_counter(), ladder[-1], 0.0
-        aim = target + 0.25 * (1.0 - target)
         for value in ladder:
             if name == "efSearch":
                 hnsw.hnsw.efSearch = max(value, k + 1)
@@ -453,7 +465,8 @@ class CrossModalIndex:
         self._apply_search_params()
         self._tuned_at = len(self)
         self.tuning = {"recall_at_k": round(recall, 4), "k": k, "target": target, name: int(chosen),
-                       "queries": int(len(xq)), "seconds": round(time.perf_counter() - t0, 3)}
+                       "queries": int(len(xq)), "held_out": margin == 0.0,
+                       "seconds": round(time.perf_counter() - t0, 3)}
         return self.tuning
 
     def _apply_search_params(self):
@@ -704,6 +717,31 @@ class CrossModalIndex:
                     raise AstroVLMError(f"extra metadata must be JSON-able ({exc})", field="metadata") from None
         return cols, extra
 
+    def _fill(self, x: np.ndarray, rows: np.ndarray) -> bool:
+        """Add vectors to an empty index. A graph or IVF index keeps a random sample back,
+        tunes its search on them (queries that are truly not in the index, like a user's),
+        then adds them. Returns whether it tuned."""
+        if self._faiss is None:
+            self.kind = factory.choose_kind(len(x), self.dim, self.requested_kind)
+            self._faiss = factory.make_index(self.kind, self.dim, self.recall_target, len(x))
+        if self.kind not in ("hnsw", "ivfpq") or len(x) < 20 * HOLDOUT:
+            self._add_vectors(x, rows)
+            return False
+        perm = np.random.default_rng(0).permutation(len(x))
+        held, rest = np.sort(perm[:HOLDOUT]), np.sort(perm[HOLDOUT:])
+        self._add_vectors(x[rest], rows[rest])
+        k = 10
+        if self.kind == "hnsw":
+            _, gi = faiss.knn(x[held], x[rest], k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+            truth = rows[rest][gi]
+        else:  # IVF-PQ against its own exhaustive scan (its codes are lossy)
+            ivf = factory.ivf_of(self._faiss)
+            ivf.nprobe = ivf.nlist
+            _, truth = self._faiss.search(x[held], k + 1)
+        self._pick_setting(x[held], truth, np.full(HOLDOUT, -2, dtype="int64"), self.recall_target, k)
+        self._add_vectors(x[held], rows[held])
+        return True
+
     def _add_vectors(self, x: np.ndarray, rows: np.ndarray) -> None:
         if self._faiss is None:
             self.kind = factory.choose_kind(len(x), self.dim, self.requested_kind)
@@ -744,11 +782,11 @@ class CrossModalIndex:
         self.kind = kind
         self._faiss = factory.make_index(kind, self.dim, self.recall_target, rows.size)
         self._tombstones = set()
-        if rows.size:
-            self._train_if_needed(x)
-            self._faiss.add_with_ids(x, rows)
+        tuned = self._fill(x, rows) if rows.size else False
         self._apply_search_params()
         self._changed()
+        if tuned:
+            self._tuned_at = len(self)
         return rows, x
 
     def _train_if_needed(self, x: np.ndarray) -> None:
