@@ -255,12 +255,20 @@ def test_chat_streams_and_cites_sources(server):
 
 @pytest.mark.sample
 @pytest.mark.slow
+@needs_assistant
 def test_a_running_answer_can_be_cancelled(server):
     job = server.client.submit({"text": "Tell me about the Andromeda Galaxy, M31.", "files": []},
                                [], api_name="/chat")
     deadline = time.monotonic() + 600
-    while not job.outputs() and time.monotonic() < deadline:   # the question is on the page
+
+    def answering() -> bool:   # the first words of the answer are on the page
+        outs = [o for o in job.outputs() if o[0] and o[0][-1]["role"] == "assistant"]
+        return bool(outs) and _text(outs[-1][0][-1]).strip() not in ("",) and \
+            not _text(outs[-1][0][-1]).startswith("*Loading")
+
+    while not answering() and not job.done() and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert not job.done(), "the answer finished before it could be cancelled"
     assert job.cancel()
     while not job.done() and time.monotonic() < deadline:
         time.sleep(0.05)

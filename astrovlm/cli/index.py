@@ -105,8 +105,8 @@ def _build(args) -> dict:
 
 def _build_text(s: dict) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in s["counts"].items())
-    lines = [f"indexed {s['count']} items ({counts}) as a {s['kind']} index in {s['seconds']} s "
-             f"({s['engine']} engine)", f"written to {s['path']}"]
+    lines = [f"indexed {s['count']} items ({counts}) in {s['seconds']} s ({s['engine']} engine, "
+             f"index kind: {s['kind']})", f"written to {s['path']}"]
     if s.get("note"):
         lines.append(s["note"])
     if s["skipped"]:

@@ -30,7 +30,7 @@ from astrovlm.config import default_index_dir, sample_dir
 from astrovlm.errors import AstroVLMError
 from astrovlm.index import factory
 from astrovlm.index.build import dataset_items, encode_payloads, load_encoder, tune_on_text
-from astrovlm.index.store import IVFDATA_FILE, CrossModalIndex
+from astrovlm.index.store import IVFDATA_FILE, CrossModalIndex, stdout_to_stderr
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ def build_sharded_ivfpq(ray, vectors: np.ndarray, ids: np.ndarray, workdir: Path
         shard_paths.append(str(p))
     from faiss.contrib.ondisk import merge_ondisk
 
-    merge_ondisk(index, shard_paths, str(workdir / IVFDATA_FILE))
+    with stdout_to_stderr():  # the on-disk lists report their resizing on stdout
+        merge_ondisk(index, shard_paths, str(workdir / IVFDATA_FILE))
     for p in shard_paths:
         os.unlink(p)
     return index

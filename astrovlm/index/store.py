@@ -27,7 +27,9 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -438,11 +440,14 @@ class CrossModalIndex:
         else:
             _, truth = self._faiss.search(xq, k + 1)  # nprobe = nlist: the exhaustive scan
         # Made-up queries get a margin: a quarter of what is left to 1 (0.9625 for 0.95).
-        self._pick_setting(xq, truth, own, target, k, margin=0.0 if queries is not None else 0.25)
+        if queries is not None:
+            self._pick_setting(xq, truth, own, target, k, source="given queries")
+        else:
+            self._pick_setting(xq, truth, own, target, k, margin=0.25, source="moved stored vectors")
         return self.tuning
 
     def _pick_setting(self, xq: np.ndarray, truth: np.ndarray, own: np.ndarray, target: float, k: int,
-                      margin: float = 0.0) -> dict:
+                      margin: float = 0.0, source: str = "held-out vectors") -> dict:
         """The smallest efSearch / nprobe of the ladder whose recall@k reaches the target."""
         if self.kind == "hnsw":
             ladder, name, hnsw = factory.EF_LADDER, "efSearch", factory.hnsw_of(self._faiss)
@@ -465,7 +470,7 @@ class CrossModalIndex:
         self._apply_search_params()
         self._tuned_at = len(self)
         self.tuning = {"recall_at_k": round(recall, 4), "k": k, "target": target, name: int(chosen),
-                       "queries": int(len(xq)), "held_out": margin == 0.0,
+                       "queries": int(len(xq)), "queries_from": source,
                        "seconds": round(time.perf_counter() - t0, 3)}
         return self.tuning
 
@@ -553,7 +558,8 @@ class CrossModalIndex:
         self.tuning = dict(config.get("tuning") or {})
         flags = faiss.IO_FLAG_ONDISK_SAME_DIR if IVFDATA_FILE in config["files"] else 0
         try:
-            self._faiss = faiss.read_index(str(path / INDEX_FILE), flags)
+            with stdout_to_stderr():  # FAISS's C++ prints about on-disk lists on stdout
+                self._faiss = faiss.read_index(str(path / INDEX_FILE), flags)
         except RuntimeError as exc:
             raise AstroVLMError(f"FAISS cannot read {INDEX_FILE} ({str(exc).splitlines()[-1][:200]})",
                                 path=path / INDEX_FILE) from None
@@ -888,6 +894,21 @@ class CrossModalIndex:
         if self.dataset_root and not os.path.isabs(rel):
             return os.path.join(self.dataset_root, rel)
         return rel
+
+
+@contextmanager
+def stdout_to_stderr():
+    """Send what C++ code prints on file descriptor 1 to 2 meanwhile, so that stdout stays
+    for results (``--json``). Python's own ``sys.stdout`` is flushed first."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _recall_without_self(got: np.ndarray, truth: np.ndarray, self_rows: np.ndarray, k: int) -> float:

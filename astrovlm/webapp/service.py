@@ -400,10 +400,14 @@ class SkyApp:
         history.append({"role": "user", "content": question})
         history.append({"role": "assistant", "content": ""})
         subjects = list(subjects or [])
-        if not self._assistant_ready.is_set():
-            history[-1]["content"] = "*Loading the language model (first start only) ...*"
         yield history, None, subjects
+        # Wait for the language model in short steps, yielding between them: Gradio can only
+        # cancel a generator (the Stop button) at a yield.
+        while self.wait_for_assistant(timeout=0.5) is None:
+            history[-1]["content"] = "*Loading the language model (first start only) ...*"
+            yield history, None, subjects
         assistant = self.wait_for_assistant()
+        history[-1]["content"] = ""
         about = [o for o in (self.dataset.get_object(i) for i in subjects) if o is not None]
         try:
             with self._encoder_lock:  # retrieval encodes the question and the attachment
