@@ -82,6 +82,7 @@ class AstroLlava(nn.Module):
                                 for m in self.config.modalities}
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        self.end_of_turn_id = end_of_turn_id(tokenizer)
         hidden = lm.get_input_embeddings().embedding_dim
         self.projectors = ModalityProjectors(self.config.enc_dim, hidden,
                                              self.config.num_visual_tokens, tuple(self.config.modalities))
@@ -179,9 +180,13 @@ class AstroLlava(nn.Module):
     def training_example(self, messages: list[dict], answer: str) -> tuple[list[int], list[int]]:
         """(input_ids, labels) for one example: the loss is on the answer and its end token only."""
         prompt = self.chat_ids(messages, add_generation_prompt=True)
-        end = self.tokenizer.eos_token or ""
-        target = self.tokenizer(answer.strip() + end, add_special_tokens=False)["input_ids"]
+        target = self.tokenizer(answer.strip(), add_special_tokens=False)["input_ids"] + [self.end_of_turn_id]
         return prompt + target, [IGNORE_INDEX] * len(prompt) + target
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """Generation stops at the end of the assistant's turn, or at the LM's end token."""
+        return list(dict.fromkeys(i for i in (self.end_of_turn_id, self.tokenizer.eos_token_id) if i is not None))
 
     # ----------------------------------------------------------------- splicing
     def embed(self, input_ids: torch.Tensor, features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -254,7 +259,7 @@ class AstroLlava(nn.Module):
                     for m, f in (features or {}).items() if f is not None}
         return dict(inputs_embeds=self.embed(ids, features), attention_mask=torch.ones_like(ids),
                     max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                    eos_token_id=self.tokenizer.eos_token_id,
+                    eos_token_id=self.stop_ids,
                     pad_token_id=self.tokenizer.pad_token_id), ids.shape[1]
 
     @torch.inference_mode()
@@ -274,7 +279,7 @@ class AstroLlava(nn.Module):
         with torch.inference_mode():
             kwargs, _ = self._generate_kwargs(messages, features, max_new_tokens)
         stats = {} if stats is None else stats
-        streamer = _CountingStreamer(self.tokenizer, stats, self.tokenizer.eos_token_id)
+        streamer = _CountingStreamer(self.tokenizer, stats, self.stop_ids)
         errors: list[BaseException] = []
 
         def run():
@@ -297,12 +302,24 @@ class AstroLlava(nn.Module):
 
 
 
+def end_of_turn_id(tokenizer) -> int:
+    """The token that closes an assistant turn in the LM's chat template (ChatML's
+    ``<|im_end|>``). Training ends each answer with it and generation stops at it: the
+    tokenizer's ``eos_token`` is not a safe stand-in, since converters (GGUF among them)
+    do not agree on it."""
+    probe = "ASTROVLM_PROBE"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "q"},
+                                          {"role": "assistant", "content": probe}], tokenize=False)
+    after = tokenizer(text.split(probe, 1)[-1], add_special_tokens=False)["input_ids"]
+    return after[0] if after else tokenizer.eos_token_id
+
+
 class _CountingStreamer(TextIteratorStreamer):
     """A TextIteratorStreamer that also notes when the first token came, and how many came."""
 
-    def __init__(self, tokenizer, stats: dict, eos_id):
+    def __init__(self, tokenizer, stats: dict, stop_ids: list[int]):
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self.stats, self.eos_id = stats, eos_id
+        self.stats, self.stop_ids = stats, set(stop_ids)
         stats.update(new_tokens=0, first_token_time=None, stopped=False)
 
     def put(self, value):
@@ -311,6 +328,6 @@ class _CountingStreamer(TextIteratorStreamer):
                 self.stats["first_token_time"] = time.perf_counter()
             ids = value.reshape(-1).tolist()
             self.stats["new_tokens"] += len(ids)
-            if self.eos_id is not None and self.eos_id in ids:
+            if self.stop_ids.intersection(ids):
                 self.stats["stopped"] = True
         super().put(value)

@@ -98,12 +98,18 @@ def collate(batch: list[dict], pad_id: int, modalities) -> dict:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask, "features": feats}
 
 
+def to_device(batch: dict, device) -> dict:
+    """The collated batch on the model's device (accelerate moves the model, not our batches)."""
+    return {k: ({m: f.to(device) for m, f in v.items()} if isinstance(v, dict) else v.to(device))
+            for k, v in batch.items()}
+
+
 @torch.no_grad()
 def validation_loss(model, items, pad_id, modalities, size) -> float:
     model.eval()
     total, n = 0.0, 0
     for i in range(0, len(items), size):
-        b = collate(items[i:i + size], pad_id, modalities)
+        b = to_device(collate(items[i:i + size], pad_id, modalities), model.device)
         loss, _ = model(b["input_ids"], b["attention_mask"], b["labels"], b["features"])
         total += float(loss) * len(items[i:i + size])
         n += len(items[i:i + size])
@@ -206,6 +212,7 @@ def main(argv=None) -> int:
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights, TF32 matmuls on a GPU
     run = rel(cfg["output"])
     run.mkdir(parents=True, exist_ok=True)
 
@@ -231,6 +238,7 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(groups, weight_decay=float(tcfg.get("weight_decay", 0.0)))
     rng = random.Random(seed)
     size = int(tcfg["batch_size"])
+    micro = int(tcfg.get("micro_batch_size") or size)
     epochs = float(tcfg.get("epochs", 1))
     steps_per_epoch = math.ceil(len(train) / size)
     total = max(1, int(steps_per_epoch * epochs))
@@ -255,15 +263,25 @@ def main(argv=None) -> int:
                 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * scale
-            b = collate(batch, pad_id, modalities)
-            loss, _ = model(b["input_ids"], b["attention_mask"], b["labels"], b["features"])
-            accelerator.backward(loss)
+            # Micro-batches bound the activations' memory (16 long prompts at once need
+            # over 24 GB on a CPU); each one's loss is weighted by its share of answer tokens,
+            # so the gradient is the whole batch's.
+            answer_tokens = sum(sum(t != IGNORE_INDEX for t in e["labels"][1:]) for e in batch)
+            loss_sum, tokens = 0.0, 0
+            for i in range(0, len(batch), micro):
+                part = batch[i:i + micro]
+                b = to_device(collate(part, pad_id, modalities), accelerator.device)
+                share = sum(sum(t != IGNORE_INDEX for t in e["labels"][1:]) for e in part) / answer_tokens
+                loss, _ = model(b["input_ids"], b["attention_mask"], b["labels"], b["features"])
+                accelerator.backward(loss * share)
+                loss_sum += loss.item() * share
+                tokens += int(b["attention_mask"].sum())
             accelerator.clip_grad_norm_([q for g in groups for q in g["params"]], float(tcfg.get("grad_clip", 1.0)))
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            log.append({"step": step, "loss": round(loss.item(), 5), "lr": round(opt.param_groups[-1]["lr"], 8),
-                        "tokens": int(b["attention_mask"].sum()), "elapsed_s": round(time.time() - t0, 1)})
+            log.append({"step": step, "loss": round(loss_sum, 5), "lr": round(opt.param_groups[-1]["lr"], 8),
+                        "tokens": tokens, "elapsed_s": round(time.time() - t0, 1)})
             bar.update(1)
             bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
         if stopped_early:
@@ -274,7 +292,7 @@ def main(argv=None) -> int:
     metrics = {"stage": cfg["stage"], "steps": step, "planned_steps": total, "stopped_early": stopped_early,
                "train_examples": len(train), "train_seconds": round(train_s, 1),
                "final_loss_ema": round(_ema([r["loss"] for r in log]), 4),
-               "val_loss": round(validation_loss(unwrapped, val, pad_id, modalities, size), 4)}
+               "val_loss": round(validation_loss(unwrapped, val, pad_id, modalities, micro), 4)}
     if cfg["stage"] == "instruct" and tcfg.get("check_answers", 0):
         metrics.update(answer_checks(unwrapped, val_raw, int(tcfg["check_answers"])))
     trained = dict(unwrapped.config.trained)
@@ -289,8 +307,8 @@ def main(argv=None) -> int:
         if cfg.get("ship"):
             ship = rel(cfg["ship"])
             unwrapped.save_pretrained(ship)
-        results = ROOT / "training" / "assistant" / "results"
-        results.mkdir(exist_ok=True)
+        results = rel(cfg.get("results", "training/assistant/results"))
+        results.mkdir(parents=True, exist_ok=True)
         shutil.copy(run / "loss.png", results / f"loss_{cfg['stage']}.png")
         shutil.copy(run / "metrics.json", results / f"metrics_{cfg['stage']}.json")
         shutil.copy(run / "log.jsonl", results / f"log_{cfg['stage']}.jsonl")
