@@ -82,12 +82,28 @@ def test_features_are_spliced_at_the_placeholder_positions(tiny_lm_dir):
         assert torch.equal(embeds[0, others], plain)
 
 
+def test_answers_end_at_the_templates_end_of_turn_whatever_the_eos_token(tiny_lm_dir):
+    # Converters of one GGUF file disagree on eos_token (transformers 5.17 says <|im_start|>);
+    # training and generation must both use the token that closes an assistant turn.
+    from transformers import AutoTokenizer
+
+    from astrovlm.assistant.model import end_of_turn_id
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert end_of_turn_id(tok) == im_end
+    tok.eos_token = "<|im_start|>"
+    assert end_of_turn_id(tok) == im_end
+    model = tiny_model(tiny_lm_dir)
+    assert model.stop_ids[0] == im_end
+
+
 def test_labels_cover_only_the_answer_and_placeholders_are_masked(tiny_lm_dir):
     model = tiny_model(tiny_lm_dir)
     ids, labels = model.training_example(MESSAGES, "It is a planetary nebula [1].")
     ids, labels = torch.tensor(ids), torch.tensor(labels)
     answer = model.tokenizer.decode(labels[labels != IGNORE_INDEX])
-    assert answer == "It is a planetary nebula [1]." + model.tokenizer.eos_token
+    assert answer == "It is a planetary nebula [1].<|im_end|>"   # the chat template's end of turn
     for pid in model.placeholder_ids.values():
         assert (labels[ids == pid] == IGNORE_INDEX).all()
     # Even if a caller labels the placeholder positions, forward masks them out.
