@@ -40,7 +40,7 @@ import numpy as np
 from astrovlm.config import atomic_directory
 from astrovlm.errors import AstroVLMError
 from astrovlm.index import factory
-from astrovlm.index.filters import MODALITIES, SkyFilter, cone_mask
+from astrovlm.index.filters import MODALITIES, NO_FILTER, SkyFilter, cone_mask
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +61,84 @@ TUNE_QUERIES = 200
 TRAIN_MAX = 100_000            # IVF-PQ quantizer training sample
 HOLDOUT = 200                  # vectors a fresh graph/IVF index is tuned on before they join it
 
+# Bound once: the per-query path runs in tens of microseconds, where module attribute
+# lookups and numpy's dtype parsing show.
+_F32 = np.dtype("float32")
+_I64 = np.dtype("int64")
+_swig_ptr = faiss.swig_ptr
+_norm2 = faiss.fvec_norm_L2sqr
+_new_object = object.__new__
+
+
+class _Unread:
+    """Marks a Hit field not yet read from its index; one instance, which a pickled (or
+    copied) Hit keeps, so the field is still read on first use after loading."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return "_UNREAD"
+
+    def __repr__(self) -> str:
+        return "<unread>"
+
+
+_UNREAD = _Unread()
+
 
 class Hit:
     """One search result: a stored vector, how close it is, and what it is.
 
-    ``metadata`` and ``preview`` are read from the index when first asked for, so a search
-    whose caller only wants ids and scores does not pay for building them.
+    ``object_id``, ``modality``, ``metadata`` and ``preview`` are read from the index when
+    first asked for, so a search whose caller only wants ids and scores does not pay for
+    them: on a large index each column read is a cache miss, and ten hits' worth of them
+    are a visible part of a 0.1 ms query. (Row numbers are never reused, so a row's
+    columns still say the same later.)
     """
 
-    __slots__ = ("score", "item_id", "object_id", "modality", "_metadata", "_preview", "_index", "_row")
+    __slots__ = ("score", "item_id", "_object_id", "_modality", "_metadata", "_preview", "_index", "_row")
 
     def __init__(self, score: float, item_id: str, object_id: str | None, modality: str,
                  metadata: dict | None = None, preview: str | None = None, *, index=None, row: int = -1):
-        self.score, self.item_id, self.object_id, self.modality = float(score), item_id, object_id, modality
+        self.score, self.item_id, self._object_id, self._modality = float(score), item_id, object_id, modality
         self._metadata, self._preview, self._index, self._row = metadata, preview, index, row
+
+    @classmethod
+    def _of_rows(cls, index: "CrossModalIndex", scores: list, rows: list) -> "list[Hit]":
+        """The hits of one search, from FAISS's scores and row ids (rows of -1 are missing
+        results: a graph walk or the probed lists found fewer than asked for)."""
+        # Built in one loop, with no __init__ call per hit: a search makes ten of these per
+        # query, and the calls with keywords and float() (the scores are floats already,
+        # from ndarray.tolist()) cost a third of a small index's search.
+        items, new, hits = index._cols["item_id"], _new_object, []
+        for score, row in zip(scores, rows):
+            if row >= 0:
+                hit = new(cls)
+                hit.score, hit.item_id, hit._index, hit._row = score, items[row], index, row
+                hit._object_id = hit._modality = _UNREAD
+                hit._metadata = hit._preview = None
+                hits.append(hit)
+        return hits
+
+    @property
+    def object_id(self) -> str | None:
+        if self._object_id is _UNREAD:
+            self._object_id = self._index._cols["object_id"][self._row]
+        return self._object_id
+
+    @object_id.setter
+    def object_id(self, value: str | None) -> None:
+        self._object_id = value
+
+    @property
+    def modality(self) -> str:
+        if self._modality is _UNREAD:
+            self._modality = self._index._cols["modality"][self._row]
+        return self._modality
+
+    @modality.setter
+    def modality(self, value: str) -> None:
+        self._modality = value
 
     @property
     def metadata(self) -> dict:
@@ -296,7 +360,11 @@ class CrossModalIndex:
                center=None, radius=None, exclude_objects=(), where: SkyFilter | None = None) -> SearchResult:
         """The ``k`` stored vectors closest to ``vector`` (cosine), with optional filters."""
         q = self._check_vectors(vector, "query vector", single=True)
-        f = where or SkyFilter.make(modality, object_type, center, radius, exclude_objects)
+        if where is None and modality is None and object_type is None and center is None \
+                and radius is None and not exclude_objects:
+            f = NO_FILTER
+        else:
+            f = where or SkyFilter.make(modality, object_type, center, radius, exclude_objects)
         return self._search(q, self._check_k(k), f)
 
     def search_batch(self, vectors, k: int = 10, **filters) -> list[SearchResult]:
@@ -306,11 +374,12 @@ class CrossModalIndex:
         return [self._search(q[i:i + 1], k, f) for i in range(len(q))]
 
     def _search(self, q: np.ndarray, k: int, f: SkyFilter) -> SearchResult:
-        n = len(self)
+        n = len(self._row_of)
         if n == 0:
             return SearchResult([], k, "the index is empty", f.to_dict())
-        if f.is_empty and not self._tombstones:
-            k_eff = min(k, n)
+        if (f is NO_FILTER or f.is_empty) and not self._tombstones:
+            # No filter and no dead rows, the common case: straight to FAISS, no mask.
+            k_eff = k if k < n else n
             scores, rows = self._ann(q, k_eff)
             return self._result(scores, rows, k, k_eff, n, None, f)
         mask = self._mask(f)
@@ -328,16 +397,12 @@ class CrossModalIndex:
         return self._result(scores, rows, k, k_eff, m, f, f)
 
     def _result(self, scores, rows, k, k_eff, available, f_or_none, f) -> SearchResult:
-        hits = []
-        items, objs, mods = self._cols["item_id"], self._cols["object_id"], self._cols["modality"]
-        for s, r in zip(scores.tolist(), rows.tolist()):
-            if r >= 0:
-                hits.append(Hit(s, items[r], objs[r], mods[r], index=self, row=r))
+        hits = Hit._of_rows(self, scores.tolist(), rows.tolist())
         reason = None
         if k_eff < k:
             what = f"items match the filter ({f.describe()})" if f_or_none else "items in the index"
             reason = f"asked for k={k} but only {available} {what}; returning {k_eff}"
-        return SearchResult(hits, k, reason, f.to_dict())
+        return SearchResult(hits, k, reason, {} if f is NO_FILTER else f.to_dict())
 
     def _ann(self, q: np.ndarray, k: int, mask: np.ndarray | None = None, kept: float = 1.0):
         # One query is answered on one thread: FAISS's OpenMP regions cost more than they
@@ -347,20 +412,31 @@ class CrossModalIndex:
         if threads > 1:
             faiss.omp_set_num_threads(1)
         try:
-            return self._ann_search(q, k, mask, kept)
+            if mask is None:
+                return self._knn(q, k)
+            return self._ann_filtered(q, k, mask, kept)
         finally:
             if threads > 1:
                 faiss.omp_set_num_threads(threads)
 
-    def _ann_search(self, q: np.ndarray, k: int, mask: np.ndarray | None, kept: float):
-        index = self._faiss
-        if mask is None:
-            if self._gpu is None and self.kind in ("flat", "ivfpq") and self._faiss.ntotal > 0:
+    def _knn(self, q: np.ndarray, k: int):
+        """Unfiltered search of one query ``q``, a C-contiguous float32 (1, dim) row."""
+        if self.kind != "hnsw":
+            if self._gpu is None and self._faiss.ntotal > 0:
                 self._gpu = factory.gpu_clone(self._faiss, self.kind) or False
             if self._gpu:
-                index = self._gpu
-            D, I = index.search(q, k)
-            return D[0], I[0]
+                D, I = self._gpu.search(q, k)
+                return D[0], I[0]
+        D = np.empty(k, dtype=_F32)
+        I = np.empty(k, dtype=_I64)
+        # The SWIG call under faiss's Python ``search``: _check_vectors has already made q
+        # what it needs, and the wrapper's copy, checks and 2-d outputs cost a few
+        # microseconds a query, the order of a small index's whole search.
+        self._faiss.search_c(1, _swig_ptr(q), k, _swig_ptr(D), _swig_ptr(I), None)
+        return D, I
+
+    def _ann_filtered(self, q: np.ndarray, k: int, mask: np.ndarray, kept: float):
+        index = self._faiss
         bits = np.packbits(mask, bitorder="little")
         sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
         widen = min(1.0 / max(kept, 1e-6), 20.0)
@@ -642,6 +718,8 @@ class CrossModalIndex:
 
     # ------------------------------------------------------------------ internals
     def _check_k(self, k) -> int:
+        if type(k) is int and k >= 1:
+            return k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise AstroVLMError(f"k must be a whole number, got {k!r}", field="k")
         if k < 1:
@@ -649,15 +727,23 @@ class CrossModalIndex:
         return int(k)
 
     def _check_vectors(self, vectors, what: str, single: bool = False) -> np.ndarray:
-        if single and type(vectors) is np.ndarray and vectors.shape == (self.dim,):
-            # The common case (one encoder vector), checked in a few microseconds: a NaN or
-            # an infinity makes the squared norm non-finite.
-            x = vectors.astype("float32", copy=False)
-            n2 = float(np.dot(x, x))
+        if single and type(vectors) is np.ndarray and vectors.shape == (self.dim,) \
+                and vectors.dtype.kind in "fiub":
+            # The common case (one encoder vector), checked in well under a microsecond: a
+            # NaN or an infinity makes the squared norm non-finite. An already normalised,
+            # C-contiguous float32 row is used as it is (a view, no copy); FAISS's own norm
+            # is called on it because numpy's dot dispatch costs more than the sum. Anything
+            # else (not numbers, NaN, zero) goes on to the checks below and their errors.
+            if vectors.dtype is _F32 and vectors.flags.c_contiguous:
+                x = vectors
+                n2 = _norm2(_swig_ptr(x), self.dim)
+            else:
+                x = vectors.astype(_F32)
+                n2 = float(np.dot(x, x))
             if math.isfinite(n2) and n2 > 0:
                 if abs(n2 - 1.0) > 2e-4:
                     x = x / np.float32(math.sqrt(n2))
-                return np.ascontiguousarray(x).reshape(1, self.dim)
+                return x.reshape(1, self.dim)
         try:
             x = np.asarray(vectors, dtype="float32")
         except (TypeError, ValueError):
