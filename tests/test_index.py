@@ -241,6 +241,39 @@ def test_hnsw_reaches_its_recall_target_and_filters_exactly():
     assert all(abs(h.score - true[h.item_id]) < 0.01 for h in res)
 
 
+def test_hnsw_k_at_or_above_the_index_size_returns_every_item():
+    # A graph walk cannot promise k results when k nears the index size (it found 136 of
+    # 500 here); the search then scans the stored vectors, and the reason says what it returns.
+    x, meta = sky_vectors(500, seed=1)
+    index = CrossModalIndex(32, "fp", kind="hnsw")
+    index.add(x, meta)
+    assert index.kind == "hnsw" and index.search_params["efSearch"] < 100
+
+    def check(res, want):
+        scores = [h.score for h in res]
+        assert len(res) == want and len({h.item_id for h in res}) == want
+        assert scores == sorted(scores, reverse=True)
+        assert res[0].item_id == meta[3]["item_id"]
+
+    for k in (500, 600, 10_000):
+        res = index.search(x[3], k=k)
+        check(res, 500)
+        if k > 500:
+            assert "only 500 items in the index" in res.reason and "returning 500" in res.reason
+        else:
+            assert res.reason is None
+    for k in (480, 499, 150):  # below the size, still far above efSearch
+        res = index.search(x[3], k=k)
+        check(res, k)
+        assert res.reason is None
+    # Tombstones (masked search): the same, counting the live items only.
+    index.delete([m["item_id"] for m in meta[-20:]])
+    res = index.search(x[3], k=500)
+    check(res, 480)
+    assert "only 480 items in the index; returning 480" in res.reason
+    assert not {h.item_id for h in res} & {m["item_id"] for m in meta[-20:]}
+
+
 def test_hnsw_delete_masks_then_rebuilds(tmp_path):
     x, meta = sky_vectors(3000, seed=3)
     index = CrossModalIndex(32, "fp", kind="hnsw")
@@ -268,6 +301,13 @@ def test_ivfpq_add_search_delete_save(tmp_path):
     assert res[0].item_id == meta[10]["item_id"]
     index.delete([meta[10]["item_id"]])
     assert meta[10]["item_id"] not in {h.item_id for h in index.search(x[10], k=5)}
+    # k above what the probed lists hold: every list is probed for that query.
+    assert index.search_params["nprobe"] < factory.ivf_of(index._faiss).nlist
+    for k, want in ((10_000, 5999), (5000, 5000)):
+        res = index.search(x[11], k=k)
+        scores = [h.score for h in res]
+        assert len(res) == len({h.item_id for h in res}) == want and scores == sorted(scores, reverse=True)
+        assert (res.reason is None) == (k <= 5999) and (k <= 5999 or "returning 5999" in res.reason)
     index.save(tmp_path / "ivf")
     back = CrossModalIndex.load(tmp_path / "ivf", expected_fingerprint="fp")
     assert back.kind == "ivfpq" and len(back) == 5999

@@ -160,7 +160,8 @@ def build_index(dataset: str | Path | None = None, encoder=None, out: str | Path
     index = CrossModalIndex(encoder.embed_dim, encoder.fingerprint, kind=kind, recall_target=recall_target,
                             dataset_root=root.resolve())
     index.add(vectors[keep], [items[i].metadata for i in keep])
-    tune_on_text(index, vectors, [i for i in keep if items[i].modality == "text"])
+    # The index's rows are the positions in ``keep`` (it was empty before this add).
+    tune_on_text(index, vectors[keep], [j for j, i in enumerate(keep) if items[i].modality == "text"])
     summary = {"dataset": str(root.resolve()), "engine": "local", "kind": index.kind, "count": len(index),
                "counts": index.counts(), "skipped": skipped, "fingerprint": encoder.fingerprint,
                "embed_seconds": round(t_embed, 2), "tuning": index.tuning}
@@ -175,12 +176,16 @@ def build_index(dataset: str | Path | None = None, encoder=None, out: str | Path
 def tune_on_text(index: CrossModalIndex, vectors: np.ndarray, text_rows: list[int], n: int = 200) -> None:
     """Tune a graph or IVF index on text vectors: users query in words, and text vectors sit
     apart from image and spectrum vectors (the modality gap), where graph search is harder
-    than for queries taken from the stored vectors themselves."""
+    than for queries taken from the stored vectors themselves.
+
+    ``vectors``: the index's vectors in row order (row i is ``vectors[i]``); ``text_rows``:
+    the rows of the stored text vectors. Each one queries with its own row left out of the
+    answers: a stored vector finds itself at once, a user's new sentence does not."""
     if index.kind not in ("hnsw", "ivfpq") or not text_rows:
         return
     rng = np.random.default_rng(0)
     pick = rng.choice(text_rows, size=min(n, len(text_rows)), replace=False)
-    index.tune(queries=vectors[pick])
+    index.tune(queries=vectors[pick], query_rows=pick)
 
 
 def load_encoder(encoder):

@@ -9,7 +9,9 @@ Searches take a ``SkyFilter``. A filter becomes a boolean mask over rows; how it
 depends on how much it keeps: exact search over the kept rows when they are few (a graph
 walk restricted to a handful of nodes misses most of them), FAISS's ``IDSelector`` inside
 the ANN search otherwise, widening ``efSearch``/``nprobe`` by the inverse of the kept
-fraction and falling back to exact search if that still returns too few.
+fraction and falling back to exact search if that still returns too few. An unfiltered
+search that comes back short (k near the index size, or above efSearch) falls back the same
+way: HNSW scans its stored vectors, IVF probes every list for that query.
 
 On disk an index is a folder, written atomically (temp folder, fsync, rename)::
 
@@ -381,6 +383,11 @@ class CrossModalIndex:
             # No filter and no dead rows, the common case: straight to FAISS, no mask.
             k_eff = k if k < n else n
             scores, rows = self._ann(q, k_eff)
+            if rows[k_eff - 1] < 0:
+                # FAISS puts missing results (-1) last. A graph walk cannot promise k results
+                # (k near or above the index size, or above efSearch), nor can the probed
+                # lists of an IVF index: answer from all the stored vectors instead.
+                scores, rows = self._exhaustive(q, k_eff)
             return self._result(scores, rows, k, k_eff, n, None, f)
         mask = self._mask(f)
         m = int(np.count_nonzero(mask))
@@ -393,15 +400,20 @@ class CrossModalIndex:
             scores, rows = self._ann(q, k_eff, mask, m / max(n, 1))
             if np.count_nonzero(rows >= 0) < k_eff:
                 # The restricted graph walk / probed lists came back short: scan the kept rows.
-                scores, rows = self._exact_subset(q, k_eff, np.flatnonzero(mask))
-        return self._result(scores, rows, k, k_eff, m, f, f)
+                scores, rows = self._exhaustive(q, k_eff, mask)
+        # (No filter but HNSW tombstones masked: the count is of the index, not of a filter.)
+        return self._result(scores, rows, k, k_eff, m, None if f.is_empty else f, f)
 
     def _result(self, scores, rows, k, k_eff, available, f_or_none, f) -> SearchResult:
         hits = Hit._of_rows(self, scores.tolist(), rows.tolist())
         reason = None
-        if k_eff < k:
+        if len(hits) < k:
+            # Says how many come back, counted from the hits themselves.
             what = f"items match the filter ({f.describe()})" if f_or_none else "items in the index"
-            reason = f"asked for k={k} but only {available} {what}; returning {k_eff}"
+            if k_eff < k:
+                reason = f"asked for k={k} but only {available} {what}; returning {len(hits)}"
+            else:
+                reason = f"asked for k={k} but the search found only {len(hits)}; returning {len(hits)}"
         return SearchResult(hits, k, reason, {} if f is NO_FILTER else f.to_dict())
 
     def _ann(self, q: np.ndarray, k: int, mask: np.ndarray | None = None, kept: float = 1.0):
@@ -453,6 +465,40 @@ class CrossModalIndex:
         del bits  # kept alive until here: the selector points into it
         return D[0], I[0]
 
+    def _exhaustive(self, q: np.ndarray, k: int, mask: np.ndarray | None = None):
+        """Exact search of every stored vector (of the rows ``mask`` keeps, if given): for
+        when an approximate search comes back with fewer than ``k`` results. HNSW scans its
+        storage (float or 8-bit vectors, the ones its graph walk scores), IVF probes all its
+        lists; a flat index is exact already."""
+        index, params, bits = self._faiss, None, None
+        hnsw = factory.hnsw_of(index) if self.kind == "hnsw" else None
+        if hnsw is not None:
+            storage = faiss.downcast_index(hnsw.storage)
+            ids = faiss.vector_to_array(index.id_map)
+            if mask is None and self._tombstones:
+                mask = self._array("_alive")
+            if mask is not None:
+                # The selector sees the storage's positions, not the row ids.
+                bits = np.packbits(mask[ids], bitorder="little")
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)))
+            D, I = storage.search(q, k, params=params)
+            D, I = D[0], I[0]
+            del bits  # kept alive until here: the selector points into it
+            valid = I >= 0
+            return D[valid], ids[I[valid]]
+        ivf = factory.ivf_of(index)
+        if ivf is not None:
+            sel = None
+            if mask is not None:
+                bits = np.packbits(mask, bitorder="little")
+                sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nlist, max_codes=0)
+            D, I = index.search(q, k, params=params)
+            del bits
+            return D[0], I[0]
+        rows = np.flatnonzero(self._array("_alive") if mask is None else mask).astype("int64")
+        return self._exact_subset(q, k, rows)
+
     def _exact_subset(self, q: np.ndarray, k: int, rows: np.ndarray):
         """Exact cosine over some rows (their stored vectors)."""
         x = self._reconstruct(rows)
@@ -463,12 +509,14 @@ class CrossModalIndex:
 
     # ------------------------------------------------------------------ tuning
     def tune(self, recall_target: float | None = None, queries=None, n_queries: int = TUNE_QUERIES,
-             k: int = 10, seed: int = 0, base=None) -> dict:
+             k: int = 10, seed: int = 0, base=None, query_rows=None) -> dict:
         """Pick the smallest efSearch (HNSW) or nprobe (IVF) that reaches the recall target.
 
         A fresh index is tuned when it is filled, on a sample of its vectors kept out of it
         until then (``_fill``); this re-tunes later. ``queries``: vectors like the ones users
-        will send (e.g. text embeddings). Without them, the tuning queries are stored vectors
+        will send (e.g. text embeddings); ``query_rows``: their rows, when they are stored
+        vectors themselves (each is then dropped from its own answers, as a new query would
+        not find itself). Without them, the tuning queries are stored vectors
         moved by half their nearest-neighbour distance, their own rows dropped from both
         answers, and the setting must reach the target plus a quarter of what is left to 1
         (0.9625 for 0.95): a margin for queries less like the data than these.
@@ -494,6 +542,11 @@ class CrossModalIndex:
         if queries is not None:
             xq = self._check_vectors(queries, "tuning queries")
             own = np.full(len(xq), -2, dtype="int64")
+            if query_rows is not None:
+                own = np.asarray(query_rows, dtype="int64").reshape(-1)
+                if own.shape != (len(xq),):
+                    raise AstroVLMError(f"{len(xq)} tuning queries but {own.size} query rows",
+                                        field="query_rows")
         else:
             # Stored vectors moved by half their nearest-neighbour distance in a random
             # direction: queries near the data but not on a graph node (a stored vector as a
