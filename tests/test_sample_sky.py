@@ -124,6 +124,13 @@ def test_catalog_card_states_only_catalog_facts():
     bare = catalog_card(SkyObject(object_id="x", name="Abell 31", otype="planetary nebula",
                                   coarse_class="planetary nebula"))
     assert bare == "Abell 31 is a planetary nebula."
+    # the assistant's card names cross-identifications too, 2MASX last
+    galaxy = SkyObject(object_id="NGC1023", name="NGC 1023", otype="lenticular galaxy", coarse_class="galaxy",
+                       aliases=["2MASX J02402401+3903477", "MCG +06-06-073", "PGC 010123", "UGC 02154"])
+    assert catalog_card(galaxy).startswith("NGC 1023 is a lenticular galaxy")
+    assert catalog_card(galaxy, every_designation=True).startswith(
+        "NGC 1023 (MCG +06-06-073, PGC 010123, UGC 02154) is a lenticular galaxy")
+    assert catalog_card(obj, every_designation=True).startswith("M57 (NGC 6720, Ring Nebula, IRAS 18517+3257)")
 
 
 def test_interrupted_build_leaves_the_previous_dataset(tmp_path):

@@ -305,14 +305,21 @@ class Assistant:
         return r
 
     def _card_source(self, obj) -> Source:
-        card = self._cards.get(obj.object_id)
-        if card is not None:
-            return Source(card.passage_id, card.title or obj.name, "catalog_card", card.text,
-                          obj.object_id, card.credit)
         from astrovlm.data.cards import catalog_card
 
+        # A card written from the catalog record is rewritten with its cross-identifications
+        # (stored cards name only common names and M/NGC/IC/HD numbers: "What else is NGC 1023
+        # called?" needs PGC/UGC); a card written some other way is used as stored.
+        card = self._cards.get(obj.object_id)
+        if card is None or card.text == catalog_card(obj):
+            text = catalog_card(obj, every_designation=True)
+        else:
+            text = card.text
+        if card is not None:
+            return Source(card.passage_id, card.title or obj.name, "catalog_card", text,
+                          obj.object_id, card.credit)
         return Source(f"card:{obj.object_id}", obj.name or obj.object_id, "catalog_card",
-                      catalog_card(obj), obj.object_id, obj.source)
+                      text, obj.object_id, obj.source)
 
     def _need_encoder(self, what: str):
         if self.encoder is None:

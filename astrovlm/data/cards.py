@@ -25,10 +25,14 @@ def _article(words: str) -> str:
     return "an" if words[:1].lower() in "aeiou" or words.startswith(("HII", "H II")) else "a"
 
 
-def _shown_aliases(obj: SkyObject, limit: int = 3) -> list[str]:
+def _shown_aliases(obj: SkyObject, limit: int = 3, fill: bool = False) -> list[str]:
+    """Names for the card's parentheses: common names and the designations people use.
+    ``fill`` tops the list up with the other catalog designations (PGC, UGC, MWSC, PN G, ...;
+    2MASX last, being long), so that an object without a common name still has its
+    cross-identifications on the card the assistant reads."""
     from astrovlm.data.resolver import name_key
 
-    out, keys = [], {name_key(obj.name)}
+    out, keys, rest = [], {name_key(obj.name)}, []
     for a in obj.aliases:
         if name_key(a) in keys:  # "alpha CMa" repeats "alp CMa"
             continue
@@ -36,8 +40,13 @@ def _shown_aliases(obj: SkyObject, limit: int = 3) -> list[str]:
         # A common name has no digits ("Ring Nebula"); designations must look like one.
         if _SHOWN.match(a) or not re.search(r"\d", a):
             out.append(a)
+        else:
+            rest.append(a)
         if len(out) == limit:
-            break
+            return out
+    if fill:
+        rest.sort(key=lambda a: a.startswith("2MASX"))  # stable: catalog order otherwise
+        out += rest[:limit - len(out)]
     return out
 
 
@@ -55,9 +64,11 @@ def position_text(ra_deg: float, dec_deg: float) -> str:
     return f"RA {ra}, Dec {dec} (ICRS)"
 
 
-def catalog_card(obj: SkyObject) -> str:
-    """The card of one object: one or two sentences of catalog facts."""
-    names = _shown_aliases(obj)
+def catalog_card(obj: SkyObject, every_designation: bool = False) -> str:
+    """The card of one object: one or two sentences of catalog facts. ``every_designation``
+    names up to three cross-identifications even where no common name or NGC/IC/HD number
+    exists (the assistant's cards: "What else is NGC 1023 called?" needs them)."""
+    names = _shown_aliases(obj, fill=every_designation)
     head = obj.name + (f" ({', '.join(names)})" if names else "")
     kind = obj.otype
     if obj.otype == "star" and obj.spectral_type:
