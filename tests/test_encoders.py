@@ -129,3 +129,119 @@ def test_zero_shot_types_real_held_out_images(sample_sky, encoder):
     pred = (emb @ class_vectors(encoder, labels, "image").T).argmax(1)
     acc = np.mean([labels[p] == o.coarse_class for p, (_, o) in zip(pred, rows)])
     assert acc >= 0.7
+
+
+# ----- test-time views and the zero-shot recipe ------------------------------------------------
+def sky_picture(w=224, h=224, seed=3):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((h, w, 3)) ** 4 * 255).astype(np.uint8)   # a few bright "stars" on dark sky
+    arr[h // 3:h // 2, w // 5:w // 2] = (200, 120, 60)             # and an off-centre blob: no symmetry
+    return Image.fromarray(arr)
+
+
+def test_dihedral_views_are_the_8_exact_turns_and_mirrors():
+    from astrovlm.encoders.preprocess import dihedral_views
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    v8 = dihedral_views(x, 8).view(2, 8, 3, 4, 4)
+    assert torch.equal(v8[:, 0], x) and torch.equal(dihedral_views(x, 1), x)
+    assert torch.equal(dihedral_views(x, 4).view(2, 4, 3, 4, 4), v8[:, :4])
+    assert torch.equal(v8[:, 1], torch.rot90(x, 1, dims=(2, 3))) and torch.equal(v8[:, 4], torch.flip(x, dims=(3,)))
+    flat = {tuple(v8[0, k].flatten().tolist()) for k in range(8)}
+    assert len(flat) == 8                                  # all distinct
+
+
+def test_views_of_a_rotated_or_mirrored_image_give_the_same_embedding(encoder):
+    from PIL import Image
+
+    img = sky_picture()
+    turned, mirrored = img.rotate(90), img.transpose(Image.FLIP_TOP_BOTTOM)
+    one = encoder.encode_images([img, turned, mirrored])
+    assert np.abs(one[0] - one[1]).max() > 1e-3           # a single view does see "up"
+    four = encoder.encode_images([img, turned], views=4)
+    np.testing.assert_allclose(four[0], four[1], atol=1e-5)
+    eight = encoder.encode_images([img, turned, mirrored], views=8)
+    np.testing.assert_allclose(eight[0], eight[1], atol=1e-5)
+    np.testing.assert_allclose(eight[0], eight[2], atol=1e-5)
+    assert abs(np.linalg.norm(eight, axis=1) - 1).max() < 1e-4
+    # a non-square image turned before padding and resizing: the same up to resampling
+    wide = sky_picture(300, 180)
+    v = encoder.encode_images([wide, wide.rotate(90, expand=True)], views=8)
+    assert float(v[0] @ v[1]) > 0.999
+
+
+def test_one_view_is_the_index_embedding_and_batches_do_not_matter(encoder):
+    imgs = [sky_picture(seed=s) for s in range(3)]
+    plain = encoder.encode_images(imgs)
+    with torch.inference_mode():
+        direct = encoder.embed_image_features(encoder.image_features(torch.stack([image_to_tensor(i) for i in imgs])))
+    np.testing.assert_array_equal(plain, encoder.encode_images(imgs, views=1))
+    np.testing.assert_allclose(plain, direct.numpy(), atol=1e-6)
+    np.testing.assert_allclose(encoder.encode_images(imgs, views=8, batch_size=8),
+                               encoder.encode_images(imgs, views=8, batch_size=64), atol=1e-5)
+
+
+@pytest.mark.parametrize("views", [0, 2, 3, 16, -4, 8.0, "8", True, None])
+def test_views_argument_is_validated(encoder, views):
+    with pytest.raises(AstroVLMError, match="views must be one of 1, 4, 8"):
+        encoder.encode_images([sky_picture()], views=views)
+    with pytest.raises(AstroVLMError, match="views must be one of"):
+        classify(encoder, image=sky_picture(), views=views)
+
+
+def test_classify_cli_takes_views(tmp_path, capsys):
+    from astrovlm.cli import main
+
+    path = tmp_path / "sky.png"
+    sky_picture().save(path)
+    assert main(["classify", str(path), "--views", "4", "--json"]) == 0
+    printed = capsys.readouterr().out
+    out = json.loads(printed[printed.index("{"):])   # the backbone package prints a line when it loads
+    assert abs(sum(out["probabilities"].values()) - 1) < 1e-3
+    with pytest.raises(SystemExit):
+        main(["classify", str(path), "--views", "3"])
+
+
+def test_sub_class_phrases_pool_between_mean_and_max(encoder):
+    from astrovlm.encoders import zeroshot
+
+    emb = encoder.encode_images([sky_picture(seed=s) for s in range(4)], views=4)
+    labels = ["galaxy", "open cluster", "a comet"]
+    scores = zeroshot.class_scores(encoder, emb, labels, "image")
+    assert scores.shape == (4, 3)
+    phrases = zeroshot.SUBCLASS_PHRASES["galaxy"]
+    sims = emb @ zeroshot.class_vectors(encoder, list(phrases), "image").T   # a phrase is its own label
+    assert np.all(scores[:, 0] <= sims.max(1) + 1e-5) and np.all(scores[:, 0] >= sims.mean(1) - 1e-5)
+    # a label with one phrase scores its plain cosine, the same as class_vectors
+    np.testing.assert_allclose(scores[:, 2], emb @ zeroshot.class_vectors(encoder, ["a comet"], "image")[0], atol=1e-5)
+    # no sub-classes for spectra: exactly the old scores
+    spec = encoder.encode_spectra([blackbody_spectrum()])
+    np.testing.assert_allclose(zeroshot.class_scores(encoder, spec, ["galaxy", "G star"], "spectrum"),
+                               spec @ zeroshot.class_vectors(encoder, ["galaxy", "G star"], "spectrum").T, atol=1e-6)
+
+
+def test_pooled_scores_use_the_temperature_refitted_for_them(encoder, tmp_path):
+    from astrovlm.encoders import zeroshot
+
+    fitted = encoder.zero_shot_calibration["image"]["temperature"]     # the shipped zero_shot.json
+    assert encoder.zero_shot_calibration["encoder_fingerprint"] == encoder.fingerprint
+    assert zeroshot.scores_temperature(encoder, zeroshot.DEFAULT_LABELS["image"], "image") == fitted
+    assert zeroshot.scores_temperature(encoder, ["a comet", "a meteor"], "image") == zeroshot.temperature(encoder, "image")
+    assert zeroshot.scores_temperature(encoder, zeroshot.DEFAULT_LABELS["spectrum"], "spectrum") == \
+        zeroshot.temperature(encoder, "spectrum")
+    res = classify(encoder, image=sky_picture())
+    assert set(res.probabilities) == set(zeroshot.DEFAULT_LABELS["image"])
+    assert abs(sum(res.probabilities.values()) - 1) < 1e-3
+    # the calibration survives a save and reload, and is not part of the fingerprint
+    again = AlignedEncoder.from_pretrained(encoder.save_pretrained(tmp_path / "enc"))
+    assert again.zero_shot_calibration == encoder.zero_shot_calibration and again.fingerprint == encoder.fingerprint
+    # one fitted for other weights is ignored, with a warning
+    stale = dict(encoder.zero_shot_calibration, encoder_fingerprint="0" * 16)
+    (tmp_path / "enc" / "zero_shot.json").write_text(json.dumps(stale))
+    with pytest.warns(UserWarning, match="another encoder"):
+        other = AlignedEncoder.from_pretrained(tmp_path / "enc")
+    assert other.zero_shot_calibration == {}
+    assert zeroshot.scores_temperature(other, zeroshot.DEFAULT_LABELS["image"], "image") == \
+        zeroshot.temperature(other, "image")

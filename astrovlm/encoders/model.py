@@ -4,6 +4,9 @@ A saved encoder is a folder (the open_clip / sentence-transformers habit)::
 
     config.json          model config (embed_dim, towers, format version, training facts)
     model.safetensors    trained weights: projection heads, spectrum CNN, logit scale
+    zero_shot.json       optional: zero-shot temperatures refitted on the validation split for
+                         inference-time recipes (astrovlm.encoders.zeroshot); not part of the
+                         fingerprint, as it changes no embedding
 
 The pretrained backbones (EfficientNet-Lite0, all-MiniLM-L6-v2) are not copied into the
 folder: they install from PyPI and the config names them. ``from_pretrained()`` with no
@@ -21,8 +24,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from astrovlm.encoders.preprocess import image_to_tensor, spectrum_to_tensor
+from astrovlm.encoders.preprocess import check_views, dihedral_views, image_to_tensor, spectrum_to_tensor
 from astrovlm.encoders.towers import (IMAGE_FEATURE_DIM, TEXT_FEATURE_DIM, ImageBackbone,
                                       ProjectionHead, SpectrumCNN, TextBackbone)
 from astrovlm.errors import AstroVLMError
@@ -30,6 +34,7 @@ from astrovlm.errors import AstroVLMError
 FORMAT = "astrovlm-aligned-encoder"
 FORMAT_VERSION = 1
 SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "encoder"
+ZERO_SHOT_FILE = "zero_shot.json"
 MODALITIES = ("image", "spectrum", "text")
 
 DEFAULT_CONFIG = {
@@ -63,6 +68,7 @@ class AlignedEncoder(nn.Module):
         self.text_head = ProjectionHead(cfg["text_tower"]["feature_dim"], dim, head["hidden"], head["dropout"])
         self.spectrum_head = ProjectionHead(self.spectrum_tower.out_dim, dim, head["hidden"], head["dropout"])
         self.logit_scale = nn.Parameter(torch.tensor(float(cfg["init_logit_scale"])))
+        self.zero_shot_calibration: dict = {}   # zero_shot.json of the folder, if any
         # Auxiliary readout: keeps redshift linearly readable from the spectrum embedding.
         self.redshift_head = nn.Linear(dim, 1)
         for p in self.image_backbone.parameters():
@@ -107,6 +113,8 @@ class AlignedEncoder(nn.Module):
             save_file({k: v.detach().cpu().contiguous() for k, v in self.trained_state_dict().items()},
                       str(tmp / "model.safetensors"), metadata={"format": FORMAT})
             (tmp / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+            if self.zero_shot_calibration:
+                (tmp / ZERO_SHOT_FILE).write_text(json.dumps(self.zero_shot_calibration, indent=2) + "\n")
         self._fingerprint = None
         return folder
 
@@ -146,6 +154,7 @@ class AlignedEncoder(nn.Module):
         except RuntimeError as exc:
             raise AstroVLMError(f"weights do not fit the config: {str(exc).splitlines()[0]}", path=weights) from None
         model.eval()
+        model.zero_shot_calibration = _read_zero_shot(folder / ZERO_SHOT_FILE, model)
         return model
 
     # ----- forward pieces (used by training) --------------------------------------------
@@ -176,12 +185,25 @@ class AlignedEncoder(nn.Module):
         return _to_numpy(out, self.embed_dim)
 
     @torch.inference_mode()
-    def encode_images(self, images: Iterable, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def encode_images(self, images: Iterable, batch_size: int = 32, progress: bool = False,
+                      views: int = 1) -> np.ndarray:
+        """(n, D) L2-normalised image embeddings.
+
+        ``views`` > 1 is test-time augmentation (the sky has no "up"): the mean of the
+        normalised embeddings of 4 quarter turns (or 8: and their mirror images),
+        re-normalised. It costs ``views`` times the image tower; bulk embedding (the index,
+        the assistant's projector) uses 1 view.
+        """
+        views = check_views(views)
         images = list(images)
+        per_batch = max(1, batch_size // views)
         out = []
-        for i in _batches(len(images), batch_size, progress, "images"):
-            pixels = torch.stack([image_to_tensor(x) for x in images[i:i + batch_size]])
-            out.append(self.embed_image_features(self.image_features(pixels)))
+        for i in _batches(len(images), per_batch, progress, "images"):
+            pixels = torch.stack([image_to_tensor(x) for x in images[i:i + per_batch]])
+            emb = self.embed_image_features(self.image_features(dihedral_views(pixels, views)))
+            if views > 1:
+                emb = F.normalize(emb.view(len(pixels), views, -1).mean(1), dim=-1)
+            out.append(emb)
         return _to_numpy(out, self.embed_dim)
 
     @torch.inference_mode()
@@ -212,6 +234,23 @@ class AlignedEncoder(nn.Module):
     def predict_redshift(self, spectrum_embeddings: np.ndarray) -> np.ndarray:
         z = self.redshift_head(torch.from_numpy(np.asarray(spectrum_embeddings, np.float32)))
         return z.squeeze(-1).numpy()
+
+
+def _read_zero_shot(path: Path, model: AlignedEncoder) -> dict:
+    """The folder's zero-shot calibration, if it was fitted for these very weights (else none:
+    a stale file would miscalibrate, and the config's temperatures still apply)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AstroVLMError(f"{ZERO_SHOT_FILE} is not valid JSON ({exc.msg})", path=path) from None
+    if not isinstance(data, dict) or data.get("encoder_fingerprint") != model.fingerprint:
+        import warnings
+
+        warnings.warn(f"{path} was fitted for another encoder; ignoring it", stacklevel=3)
+        return {}
+    return data
 
 
 def _batches(n: int, size: int, progress: bool, what: str):

@@ -2,6 +2,7 @@
 
 - images: any FITS/PNG/JPEG file, PIL image or array -> (3, 224, 224) float tensor in [0, 1].
   FITS data is stretched with astropy.visualization (asinh) the same way the app shows it.
+  ``dihedral_views`` makes the rotated/mirrored copies used for test-time augmentation.
 - spectra: any ``Spectrum`` -> (2, 1024) tensor on the common log-wavelength grid: normalised
   flux and the good-pixel mask.
 """
@@ -69,6 +70,32 @@ def square_on_sky(img: Image.Image) -> Image.Image:
 def image_to_tensor(source, size: int = IMAGE_SIZE) -> torch.Tensor:
     img = square_on_sky(load_rgb(source)).resize((size, size), Image.BICUBIC)
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+VIEW_COUNTS = (1, 4, 8)
+
+
+def check_views(views) -> int:
+    """The number of test-time views: 1 (the image as given), 4 (its quarter turns) or 8 (and mirrored)."""
+    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or int(views) not in VIEW_COUNTS:
+        raise AstroVLMError(f"views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views!r}",
+                            field="views")
+    return int(views)
+
+
+def dihedral_views(pixels: torch.Tensor, views: int) -> torch.Tensor:
+    """Exact symmetric views of preprocessed images for test-time augmentation.
+
+    ``pixels``: (B, 3, H, W) tensors of the stretched, padded, resized images (what
+    ``image_to_tensor`` makes), so a view is a pixel permutation, with no resampling or
+    re-stretching. Returns (B * views, 3, H, W), the views of one image next to each other:
+    quarter turns 0-3, then (for 8) the same turns of the left-right mirror image.
+    """
+    views = check_views(views)
+    turns = [torch.rot90(pixels, k, dims=(-2, -1)) for k in range(4)] if views > 1 else [pixels]
+    if views == 8:
+        turns += [torch.flip(t, dims=(-1,)) for t in turns]
+    return torch.stack(turns, dim=1).reshape(-1, *pixels.shape[1:])
 
 
 def sky_augmentations(img: Image.Image, rng: np.random.Generator, n: int) -> list[Image.Image]:

@@ -5,6 +5,17 @@ the class vector is the normalised mean of the ensemble's text embeddings. Proba
 are a softmax of cosine similarities over a temperature fitted on the validation split
 (stored in the encoder's config), so that "0.8" means about 80% right.
 
+Images get two more inference-time choices, both picked on the validation split by
+benchmarks/zeroshot_ablation.py (the weights are untouched):
+
+- test-time augmentation: the embedding of one image to classify is the mean over its 8
+  dihedral views (``views``; bulk embedding for the index stays at 1 view);
+- coarse image classes with visible sub-types ("a spiral galaxy", "an H II region", ...)
+  score the soft maximum (logsumexp) of their sub-class prompts' cosines, as CLIP does for
+  fine-grained classes. The softmax temperature for these scores was refitted on the
+  validation split and lives next to the weights in ``zero_shot.json`` (outside the
+  fingerprint, which covers only what changes embeddings).
+
 For an object with both an image and a spectrum, the two log-probabilities are added
 (independent evidence) and each modality's share of the decision is reported.
 """
@@ -48,6 +59,18 @@ CLASS_PHRASES = {
     "white dwarf": "a white dwarf",
     "quasar": "a quasar",
 }
+# Image classes by their visible sub-types (the object types of the training captions); a
+# label scores the soft maximum over its phrases. Labels not listed score their one phrase.
+SUBCLASS_PHRASES = {
+    "galaxy": ("a galaxy", "a spiral galaxy", "a barred spiral galaxy", "an elliptical galaxy",
+               "a lenticular galaxy", "an irregular galaxy", "an edge-on spiral galaxy", "a pair of galaxies"),
+    "globular cluster": ("a globular star cluster", "a globular cluster"),
+    "open cluster": ("an open star cluster", "an open cluster", "an association of stars"),
+    "planetary nebula": ("a planetary nebula", "a ring-shaped planetary nebula"),
+    "nebula": ("a nebula of gas and dust", "an emission nebula", "an H II region", "a reflection nebula",
+               "a dark nebula", "a supernova remnant", "a star cluster with nebula"),
+}
+IMAGE_VIEWS = 8   # test-time views when classifying images (see AlignedEncoder.encode_images)
 DEFAULT_LABELS = {
     "image": ["galaxy", "globular cluster", "open cluster", "planetary nebula", "nebula"],
     "spectrum": ["O/B star", "A star", "F star", "G star", "K star", "M star", "white dwarf",
@@ -94,17 +117,80 @@ def class_vectors(encoder, labels: list[str], modality: str) -> np.ndarray:
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
+def label_phrases(label: str, modality: str) -> tuple[str, ...]:
+    """The phrases a label's prompts use: its sub-class phrases (images), else its one phrase."""
+    if modality == "image" and label in SUBCLASS_PHRASES:
+        return SUBCLASS_PHRASES[label]
+    return (label_phrase(label),)
+
+
+def class_scores(encoder, embeddings: np.ndarray, labels: list[str], modality: str) -> np.ndarray:
+    """(n, n_labels) scores in cosine units, the logits of ``probabilities`` times the temperature.
+
+    A label with one phrase scores the cosine to its prompt-ensemble vector (``class_vectors``);
+    a label with sub-class phrases scores ``t * (logsumexp(cos_k / t) - log K)`` over its K
+    phrases' ensemble vectors, at the config's calibrated temperature ``t``: between their mean
+    and their maximum, and not raised by the mere number of phrases.
+    """
+    phrases = [label_phrases(lab, modality) for lab in labels]
+    if all(len(p) == 1 for p in phrases):
+        return embeddings @ class_vectors(encoder, labels, modality).T
+    templates = TEMPLATES[modality]
+    flat = [ph for group in phrases for ph in group]
+    vecs = encoder.encode_text([t.format(ph) for ph in flat for t in templates])
+    vecs = vecs.reshape(len(flat), len(templates), -1).mean(1)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    sims = embeddings @ vecs.T
+    t = temperature(encoder, modality)
+    cols, start = [], 0
+    for group in phrases:
+        part = sims[:, start:start + len(group)] / t
+        start += len(group)
+        top = part.max(1, keepdims=True)
+        cols.append(t * (top[:, 0] + np.log(np.exp(part - top).sum(1)) - np.log(len(group))))
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
 def temperature(encoder, modality: str) -> float:
-    """The calibrated softmax temperature (cosine units) fitted on the validation split."""
+    """The calibrated softmax temperature (cosine units) fitted on the validation split for
+    plain cosines to ``class_vectors`` (1 view), stored in the encoder's config."""
     zs = encoder.config.get("zero_shot", {})
     return float(zs.get(f"temperature_{modality}", 1.0 / np.exp(encoder.config["init_logit_scale"])))
 
 
-def probabilities(embeddings: np.ndarray, classes: np.ndarray, temp: float) -> np.ndarray:
-    logits = embeddings @ classes.T / temp
+def scores_temperature(encoder, labels: list[str], modality: str) -> float:
+    """The softmax temperature for ``class_scores``: where a label pools sub-class phrases,
+    the one refitted on the validation split for pooled scores (``zero_shot.json`` next to the
+    weights), else (or when the folder has none) the config's ``temperature``."""
+    if any(len(label_phrases(lab, modality)) > 1 for lab in labels):
+        pooled = getattr(encoder, "zero_shot_calibration", {}).get(modality, {}).get("temperature")
+        if pooled:
+            return float(pooled)
+    return temperature(encoder, modality)
+
+
+def embed(encoder, modality: str, items, views: int = IMAGE_VIEWS, **kwargs) -> np.ndarray:
+    """The embeddings zero-shot classification uses: images with test-time ``views``."""
+    if modality == "image":
+        return encoder.encode_images(items, views=views, **kwargs)
+    return encoder.encode_spectra(items, **kwargs)
+
+
+def predict(encoder, embeddings: np.ndarray, labels: list[str], modality: str) -> np.ndarray:
+    """(n, n_labels) calibrated probabilities of ``embed``'s embeddings."""
+    scores = class_scores(encoder, embeddings, labels, modality)
+    return softmax(scores, scores_temperature(encoder, labels, modality))
+
+
+def softmax(scores: np.ndarray, temp: float) -> np.ndarray:
+    logits = scores / temp
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)
+
+
+def probabilities(embeddings: np.ndarray, classes: np.ndarray, temp: float) -> np.ndarray:
+    return softmax(embeddings @ classes.T, temp)
 
 
 @dataclass
@@ -138,13 +224,17 @@ def fuse(per_modality: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, flo
     return fused, {m: round(v / total, 4) for m, v in info.items()}
 
 
-def classify(encoder, image=None, spectrum=None, labels=None) -> ZeroShotResult:
+def classify(encoder, image=None, spectrum=None, labels=None, views: int = IMAGE_VIEWS) -> ZeroShotResult:
     """Classify an image and/or a spectrum of one object against text labels.
 
     ``image``: a file path, PIL image or array; ``spectrum``: a ``Spectrum`` or a file path.
     ``labels``: a list or comma-separated string; None picks the default set of the
-    modality given (the image set when both are given).
+    modality given (the image set when both are given). ``views``: test-time views of the
+    image (1, 4 or 8; 8 costs 8 passes of the image tower, about a second on 2 CPU cores).
     """
+    from astrovlm.encoders.preprocess import check_views
+
+    views = check_views(views)
     if image is None and spectrum is None:
         raise AstroVLMError("give an image or a spectrum to classify")
     if labels is None:
@@ -152,12 +242,9 @@ def classify(encoder, image=None, spectrum=None, labels=None) -> ZeroShotResult:
     labels = check_labels(labels)
     per: dict[str, np.ndarray] = {}
     if image is not None:
-        emb = encoder.encode_images([image])
-        per["image"] = probabilities(emb, class_vectors(encoder, labels, "image"), temperature(encoder, "image"))[0]
+        per["image"] = predict(encoder, embed(encoder, "image", [image], views=views), labels, "image")[0]
     if spectrum is not None:
-        emb = encoder.encode_spectra([spectrum])
-        per["spectrum"] = probabilities(emb, class_vectors(encoder, labels, "spectrum"),
-                                        temperature(encoder, "spectrum"))[0]
+        per["spectrum"] = predict(encoder, embed(encoder, "spectrum", [spectrum]), labels, "spectrum")[0]
     fused, contrib = fuse(per) if len(per) > 1 else (next(iter(per.values())), {next(iter(per)): 1.0})
     as_dict = lambda p: {lab: round(float(x), 4) for lab, x in zip(labels, p)}  # noqa: E731
     return ZeroShotResult(labels, as_dict(fused), {m: as_dict(p) for m, p in per.items()}, contrib)
