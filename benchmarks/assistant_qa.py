@@ -35,6 +35,7 @@ decode rate of the base model on its long answers.
 
     python benchmarks/assistant_qa.py                 # ~20 min on 2 cores
     python benchmarks/assistant_qa.py --max-questions 40
+    python benchmarks/assistant_qa.py --split val --skip-baselines   # development figures, VAL split
 """
 
 from __future__ import annotations
@@ -132,12 +133,13 @@ def states_fact(q: dict, text: str, first_only: bool = True) -> bool:
 
 
 # ----------------------------------------------------------------------------- questions
-def make_questions(ds, resolver, index, rng: random.Random, max_questions: int) -> list[dict]:
+def make_questions(ds, resolver, index, rng: random.Random, max_questions: int,
+                   split: str = "test") -> list[dict]:
     from astrovlm.data import cards
     from astrovlm.data.records import IMAGE_CLASSES
     from astrovlm.data.resolver import name_key
 
-    test = [o for o in ds.objects if o.split == "test"]
+    test = [o for o in ds.objects if o.split == split]
     by_kind: dict[str, list[dict]] = defaultdict(list)
     for obj in test:
         names = []
@@ -166,12 +168,12 @@ def make_questions(ds, resolver, index, rng: random.Random, max_questions: int) 
     for rec in ds.images:
         obj = ds.get_object(rec.object_id)
         # Only files the encoder reads (the index build skips the others).
-        if rec.split == "test" and obj is not None and obj.coarse_class in IMAGE_CLASSES \
+        if rec.split == split and obj is not None and obj.coarse_class in IMAGE_CLASSES \
                 and f"image:{rec.image_id}" in index:
             by_kind["image"].append({"kind": "image", "truth": obj.coarse_class, "object_id": obj.object_id,
                                      "image": str(ds.path(rec.path)), "question": rng.choice(IMAGE_Q)})
     for rec in ds.spectra:
-        if rec.split == "test" and f"spectrum:{rec.spectrum_id}" in index:
+        if rec.split == split and f"spectrum:{rec.spectrum_id}" in index:
             by_kind["spectrum"].append({"kind": "spectrum", "truth": rec.spectral_class, "object_id": rec.object_id,
                                         "template": rec.template, "simulated": rec.simulated,
                                         "spectrum": str(ds.path(rec.path)), "question": rng.choice(SPECTRUM_Q)})
@@ -232,6 +234,8 @@ def main(argv=None) -> int:
     ap.add_argument("--index", help="index folder (default: the sample sky's index)")
     ap.add_argument("--encoder", help="encoder folder (default: the shipped encoder)")
     ap.add_argument("--skip-baselines", action="store_true", help="only our model (quick checks)")
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="whose objects are asked about: test (the held-out figures) or val (development)")
     args = ap.parse_args(argv)
 
     import torch
@@ -252,9 +256,9 @@ def main(argv=None) -> int:
     resolver = NameResolver.from_dataset(ds.root)
     ours_model = AstroLlava.from_pretrained(args.model)
     load_s = time.perf_counter() - t_load
-    keep_out = {"train", "val"}  # the held-out objects' own items are never neighbours
+    keep_out = {"train", "val", "test"} - {args.split}  # the asked objects' own items are never neighbours
     ours = Assistant(ours_model, ds, index, encoder, resolver, allowed_splits=keep_out)
-    questions = make_questions(ds, resolver, index, random.Random(args.seed), args.max_questions)
+    questions = make_questions(ds, resolver, index, random.Random(args.seed), args.max_questions, args.split)
     print(f"{len(questions)} questions on held-out objects: "
           + ", ".join(f"{k} {sum(q['kind'] == k for q in questions)}" for k in sorted({q['kind'] for q in questions})),
           flush=True)
@@ -316,10 +320,11 @@ def main(argv=None) -> int:
     for kind in sorted({q["kind"] for q in questions}):
         figures[f"n_{kind}"] = sum(q["kind"] == kind for q in questions)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "assistant_qa_answers.jsonl", "w", encoding="utf-8") as fh:
+    name = "assistant_qa" if args.split == "test" else f"assistant_qa_{args.split}"
+    with open(RESULTS / f"{name}_answers.jsonl", "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, default=str) + "\n")
-    write_results("assistant_qa", figures, len(questions))
+    write_results(name, figures, len(questions))
     return 0
 
 

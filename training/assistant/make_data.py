@@ -398,7 +398,7 @@ def main(argv=None) -> int:
     p.add_argument("--encoder", help="encoder folder (default: the shipped encoder)")
     p.add_argument("--out", default=str(ROOT / "training" / "runs" / "assistant" / "data"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--facts-per-object", type=int, default=2)
+    p.add_argument("--facts-per-object", type=int, default=3)
     p.add_argument("--unanswerable", type=int, default=170, help="examples per 545 train objects (scaled)")
     p.add_argument("--follow-ups", type=int, default=60)
     p.add_argument("--images", type=int, default=260)
