@@ -111,9 +111,14 @@ def check_labels(labels) -> list[str]:
 
 def class_vectors(encoder, labels: list[str], modality: str) -> np.ndarray:
     """(n_labels, D) prompt-ensemble vectors, L2-normalised."""
+    return phrase_vectors(encoder, [label_phrase(lab) for lab in labels], modality)
+
+
+def phrase_vectors(encoder, phrases: list[str], modality: str) -> np.ndarray:
+    """(n_phrases, D) prompt-ensemble vectors of phrases used as written, L2-normalised."""
     templates = TEMPLATES[modality]
-    prompts = [t.format(label_phrase(lab)) for lab in labels for t in templates]
-    emb = encoder.encode_text(prompts).reshape(len(labels), len(templates), -1).mean(1)
+    prompts = [t.format(ph) for ph in phrases for t in templates]
+    emb = encoder.encode_text(prompts).reshape(len(phrases), len(templates), -1).mean(1)
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
@@ -135,12 +140,7 @@ def class_scores(encoder, embeddings: np.ndarray, labels: list[str], modality: s
     phrases = [label_phrases(lab, modality) for lab in labels]
     if all(len(p) == 1 for p in phrases):
         return embeddings @ class_vectors(encoder, labels, modality).T
-    templates = TEMPLATES[modality]
-    flat = [ph for group in phrases for ph in group]
-    vecs = encoder.encode_text([t.format(ph) for ph in flat for t in templates])
-    vecs = vecs.reshape(len(flat), len(templates), -1).mean(1)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    sims = embeddings @ vecs.T
+    sims = embeddings @ phrase_vectors(encoder, [ph for group in phrases for ph in group], modality).T
     t = temperature(encoder, modality)
     cols, start = [], 0
     for group in phrases:
