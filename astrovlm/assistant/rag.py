@@ -206,6 +206,7 @@ class Assistant:
         # {"train"}; a benchmark on held-out objects keeps their own data out of the neighbours.
         self.allowed_splits = set(allowed_splits) if allowed_splits else None
         self._passages = {p.passage_id: p for p in dataset.passages} if dataset is not None else {}
+        self._card_texts: dict[str, str] = {}   # object id -> the card text the model reads
         self._cards = {p.object_id: p for p in (dataset.passages if dataset is not None else [])
                        if p.kind == "catalog_card" and p.object_id}
         self._class_vectors: dict = {}
@@ -311,10 +312,13 @@ class Assistant:
         # (stored cards name only common names and M/NGC/IC/HD numbers: "What else is NGC 1023
         # called?" needs PGC/UGC); a card written some other way is used as stored.
         card = self._cards.get(obj.object_id)
-        if card is None or card.text == catalog_card(obj):
-            text = catalog_card(obj, every_designation=True)
-        else:
-            text = card.text
+        text = self._card_texts.get(obj.object_id)
+        if text is None:  # astropy's angle formatting makes a card cost milliseconds: once each
+            if card is None or card.text == catalog_card(obj):
+                text = catalog_card(obj, every_designation=True)
+            else:
+                text = card.text
+            self._card_texts[obj.object_id] = text
         if card is not None:
             return Source(card.passage_id, card.title or obj.name, "catalog_card", text,
                           obj.object_id, card.credit)

@@ -122,7 +122,8 @@ def fact_answer(field: str, obj, name: str, c: int, pronoun: bool = False) -> st
     if field == "aliases":
         from astrovlm.data.resolver import name_key
 
-        shown = [obj.name] + cards._shown_aliases(obj)
+        # the names in the card the assistant reads (Assistant._card_source: every designation)
+        shown = [obj.name] + cards._shown_aliases(obj, fill=True)
         others = [a for a in shown if name_key(a) != name_key(name)]
         return others and f"{subj} is also known as {', '.join(others)} [{c}]."
     if field == "size":
