@@ -109,9 +109,17 @@ def galaxy_fits(server, tmp_path_factory) -> Path:
 
 
 def upload(page, component: str, path: Path) -> None:
+    # The File component lists the uploaded file's name once the upload has finished. A file
+    # set before Gradio's scripts have wired the input up (a page loaded while the machine is
+    # busy, e.g. caching the language model on a first start) is dropped, as a user's
+    # first drop would be: then set it again, as the user would.
+    name = f"{component} >> text={path.name}"
     page.set_input_files(f"{component} input[type=file]", str(path))
-    # the File component lists the uploaded file's name once the upload has finished
-    page.wait_for_selector(f"{component} >> text={path.name}")
+    try:
+        page.wait_for_selector(name, timeout=30_000)
+    except playwright_api.TimeoutError:
+        page.set_input_files(f"{component} input[type=file]", str(path))
+        page.wait_for_selector(name)
 
 
 def gallery_captions(page, gallery: str) -> list[str]:
