@@ -62,7 +62,11 @@ class AlignedEncoder(nn.Module):
         self.image_backbone = ImageBackbone()
         self.text_backbone = TextBackbone(cfg["text_tower"]["max_length"])
         st = cfg["spectrum_tower"]
-        self.spectrum_tower = SpectrumCNN(tuple(st["channels"]), st["kernel"])
+        # derived_inputs / position_bins: absent (False / 0) in encoders saved before them
+        self.spectrum_tower = SpectrumCNN(tuple(st["channels"]), st["kernel"],
+                                          derived_inputs=st.get("derived_inputs", False),
+                                          position_bins=st.get("position_bins", 0),
+                                          continuum_pixels=st.get("continuum_pixels", 101))
         head = cfg["head"]
         self.image_head = ProjectionHead(cfg["image_tower"]["feature_dim"], dim, head["hidden"], head["dropout"])
         self.text_head = ProjectionHead(cfg["text_tower"]["feature_dim"], dim, head["hidden"], head["dropout"])

@@ -74,13 +74,28 @@ class SpectrumCNN(nn.Module):
     Input (B, 2, L): normalised flux and the good-pixel mask (gaps are zeros in flux and
     mask, so the network can tell "no data" from "no flux"). A strided stem halves the
     grid at once (a 2x-oversampled grid loses little), then one conv per stage, each
-    halving again: cheap enough to train on a CPU. Output (B, width * 2): average- and
-    max-pooled features (max keeps narrow emission lines).
+    halving again: cheap enough to train on a CPU. Output: average- and max-pooled
+    features (max keeps narrow emission lines).
+
+    Two options (off in format-1 encoders, on in the shipped one), both because pooling
+    over wavelength makes a CNN blind to *where* a feature sits, and on a log grid that
+    is exactly what redshift and line identity are:
+
+    - ``derived_inputs``: two more input channels computed here from the flux and mask:
+      the flux relative to a running-mean continuum (``continuum_pixels`` wide, so lines
+      and bands stand out whatever the flux calibration or reddening), and the
+      log-wavelength coordinate itself (CoordConv), which lets every filter know where
+      on the grid it fires.
+    - ``position_bins``: the last feature map averaged in that many wavelength bins and
+      kept in order, next to the global pools.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128), kernel: int = 7):
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128), kernel: int = 7,
+                 derived_inputs: bool = False, position_bins: int = 0, continuum_pixels: int = 101):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv1d(2, channels[0], 9, stride=2, padding=4),
+        self.derived_inputs, self.position_bins = bool(derived_inputs), int(position_bins)
+        self.continuum_pixels = int(continuum_pixels) | 1   # odd: centred window
+        layers: list[nn.Module] = [nn.Conv1d(4 if derived_inputs else 2, channels[0], 9, stride=2, padding=4),
                                    nn.BatchNorm1d(channels[0]), nn.GELU()]
         c_in = channels[0]
         for c in channels:
@@ -88,11 +103,29 @@ class SpectrumCNN(nn.Module):
                        nn.MaxPool1d(2)]
             c_in = c
         self.net = nn.Sequential(*layers)
-        self.out_dim = channels[-1] * 2
+        self.out_dim = channels[-1] * (2 + self.position_bins)
+
+    def expand_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2, L) flux and mask -> (B, 4, L) with continuum-relative flux and coordinate."""
+        flux, mask = x[:, :1], x[:, 1:2]
+        k = self.continuum_pixels
+        num = F.avg_pool1d(flux * mask, k, stride=1, padding=k // 2, count_include_pad=False)
+        den = F.avg_pool1d(mask, k, stride=1, padding=k // 2, count_include_pad=False)
+        continuum = num / den.clamp(min=1e-3)
+        # relative depth of lines and bands; the floor keeps near-zero continua (the far
+        # blue of an M star) from blowing up
+        lines = ((flux - continuum) / (continuum.abs() + 0.05)).clamp(-5, 5) * mask
+        coord = torch.linspace(-1, 1, x.shape[-1], device=x.device, dtype=x.dtype).expand(x.shape[0], 1, -1)
+        return torch.cat([flux, mask, lines, coord], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.derived_inputs:
+            x = self.expand_inputs(x)
         h = self.net(x)
-        return torch.cat([h.mean(-1), h.amax(-1)], dim=1)
+        pooled = [h.mean(-1), h.amax(-1)]
+        if self.position_bins:
+            pooled.append(F.adaptive_avg_pool1d(h, self.position_bins).flatten(1))
+        return torch.cat(pooled, dim=1)
 
 
 class ProjectionHead(nn.Module):
