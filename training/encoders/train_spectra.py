@@ -211,14 +211,15 @@ def main(argv=None):
         if pair_img is not None:
             pick = rng.permutation(len(pairs))[:8]
             psp, _ = pool.sample([pairs[k][1] for k in pick], rng)
-            losses["loss_image_spectrum"] = clip_loss(pair_img[pick], core.embed_spectra(tilt(psp, rng, sp_cfg["tilt"])),
-                                                      scale)
+            psp = core.embed_spectra(tilt(psp, rng, sp_cfg["tilt"]))
+            losses["loss_image_spectrum"] = clip_loss(pair_img[pick], psp, scale)
         total = sum(w[k[5:]] * v for k, v in losses.items())
         opt.zero_grad()
         accelerator.backward(total)
         opt.step()
         sched.step()
-        row = {"step": step, "loss_total": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
+        row = {"step": step, "loss_total": float(total.detach()),
+               **{k: float(v.detach()) for k, v in losses.items()}}
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
             metrics = stage1.evaluate(core, cache, None, [], val_spec)
             core.eval()   # evaluate() leaves every module in training mode
