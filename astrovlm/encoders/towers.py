@@ -77,7 +77,7 @@ class SpectrumCNN(nn.Module):
     halving again: cheap enough to train on a CPU. Output: average- and max-pooled
     features (max keeps narrow emission lines).
 
-    Two options (off in format-1 encoders, on in the shipped one), both because pooling
+    Two options (off in encoders saved before them, on in the shipped one), both because pooling
     over wavelength makes a CNN blind to *where* a feature sits, and on a log grid that
     is exactly what redshift and line identity are:
 

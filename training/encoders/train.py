@@ -177,6 +177,16 @@ def unique_batch(captions_per_item, rng, card_weight):
     return chosen
 
 
+def sync_gradients(accelerator, params) -> None:
+    """Average gradients over processes. The steps call the unwrapped model (its pieces, not
+    one forward), so DDP's own gradient hooks never fire: do their all-reduce here. A no-op
+    in one process."""
+    if accelerator.num_processes > 1:
+        for p in params:
+            if p.grad is not None:
+                p.grad = accelerator.reduce(p.grad, reduction="mean")
+
+
 # ----- evaluation ---------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(model, cache, val_img_feats, val_items, val_spec):
@@ -243,8 +253,10 @@ def main(argv=None):
     out_dir = out_dir if out_dir.is_absolute() else ROOT / out_dir
     run_dir = ROOT / cfg["run_dir"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    rng = seed_everything(cfg["seed"])
     accelerator = Accelerator()
+    # each process draws its own batches (process 0 = the single-process run); DDP gives
+    # every process process 0's initial weights
+    rng = seed_everything(cfg["seed"] + accelerator.process_index)
     t0 = time.time()
 
     ds = SkyDataset(cfg["dataset"] or sample_dir())
@@ -329,6 +341,7 @@ def main(argv=None):
         total = sum(w[k[5:]] * v for k, v in losses.items())
         opt.zero_grad()
         accelerator.backward(total)
+        sync_gradients(accelerator, trainable)
         opt.step()
         sched.step()
         row = {"step": step, "loss_total": float(total), **{k: float(v) for k, v in losses.items()},
@@ -338,7 +351,7 @@ def main(argv=None):
             row.update({k: v for k, v in metrics.items() if not k.startswith("_")})
             accelerator.print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
         history.append(row)
-        bar.set_postfix(loss=f"{float(total):.3f}")
+        bar.set_postfix(loss=f"{float(total.detach()):.3f}")
 
     core.eval()
     final = evaluate(core, cache, val_feats, val_items, val_spec)

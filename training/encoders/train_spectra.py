@@ -137,8 +137,10 @@ def main(argv=None):
     resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
     out_dir, run_dir = resolve(cfg["output"]), resolve(cfg["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    rng = stage1.seed_everything(cfg["seed"])
     accelerator = Accelerator()
+    # each process draws its own batches (process 0 = the single-process run); DDP gives
+    # every process process 0's initial weights
+    rng = stage1.seed_everything(cfg["seed"] + accelerator.process_index)
     t0 = time.time()
 
     ds = SkyDataset(cfg["dataset"] or sample_dir())
@@ -216,6 +218,7 @@ def main(argv=None):
         total = sum(w[k[5:]] * v for k, v in losses.items())
         opt.zero_grad()
         accelerator.backward(total)
+        stage1.sync_gradients(accelerator, trainable)
         opt.step()
         sched.step()
         row = {"step": step, "loss_total": float(total.detach()),
@@ -229,7 +232,7 @@ def main(argv=None):
             core.spectrum_head.train()
             accelerator.print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
         history.append(row)
-        bar.set_postfix(loss=f"{float(total):.3f}")
+        bar.set_postfix(loss=f"{float(total.detach()):.3f}")
 
     final = stage1.evaluate(core, cache, None, [], val_spec)
     core.eval()
