@@ -147,7 +147,10 @@ def main(argv=None):
     model = AlignedEncoder.from_pretrained(resolve(cfg["init_from"]))
     base_fingerprint = model.fingerprint
     locked = {k: v.clone() for k, v in model.trained_state_dict().items() if not k.startswith(TRAINED)}
-    # A fresh spectrum tower, head and redshift readout on the locked space.
+    # A fresh spectrum tower, head and redshift readout on the locked space. Seeded here, so
+    # their initial weights do not depend on which tower the folder held (loading builds one):
+    # run on a stage-1 or a stage-2 folder, the recipe gives the same result.
+    torch.manual_seed(cfg["seed"] + accelerator.process_index)
     model.config["spectrum_tower"].update(cfg["spectrum_tower"])
     st, head = model.config["spectrum_tower"], model.config["head"]
     model.spectrum_tower = SpectrumCNN(tuple(st["channels"]), st["kernel"], derived_inputs=st["derived_inputs"],
