@@ -177,6 +177,15 @@ def unique_batch(captions_per_item, rng, card_weight):
     return chosen
 
 
+def make_optimizer(params, cfg):
+    """AdamW with linear warm-up then cosine decay over ``cfg["steps"]`` (both stages)."""
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / cfg["warmup_steps"]) *
+        0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg["steps"]))))
+    return opt, sched
+
+
 def sync_gradients(accelerator, params) -> None:
     """Average gradients over processes. The steps call the unwrapped model (its pieces, not
     one forward), so DDP's own gradient hooks never fire: do their all-reduce here. A no-op
@@ -292,10 +301,7 @@ def main(argv=None):
                  for c in spectrum_captions(rec.spectral_class, rec.subclass, z, name)])
 
     trainable = [p for n, p in model.named_parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / cfg["warmup_steps"]) *
-        0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg["steps"]))))
+    opt, sched = make_optimizer(trainable, cfg)
     model, opt, sched = accelerator.prepare(model, opt, sched)
     core = accelerator.unwrap_model(model)
     clip_loss = ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)

@@ -183,10 +183,7 @@ def main(argv=None):
     scale = model.logit_scale.exp().clamp(max=100).detach()
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / cfg["warmup_steps"]) *
-        0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg["steps"]))))
+    opt, sched = stage1.make_optimizer(trainable, cfg)
     model, opt, sched = accelerator.prepare(model, opt, sched)
     core = accelerator.unwrap_model(model)
     clip_loss = ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
@@ -237,7 +234,7 @@ def main(argv=None):
         history.append(row)
         bar.set_postfix(loss=f"{float(total.detach()):.3f}")
 
-    final = stage1.evaluate(core, cache, None, [], val_spec)
+    final = metrics   # the evaluation of the last step (always run) holds the val similarities
     core.eval()
     for k, v in core.trained_state_dict().items():   # the promise of stage 2, checked
         if k in locked and not torch.equal(v, locked[k]):
@@ -247,8 +244,8 @@ def main(argv=None):
     core.config["training"]["stage2"] = {
         "recipe": "training/encoders/train_spectra.py", "config": cfg, "seed": cfg["seed"],
         "stage1_fingerprint": base_fingerprint, "train_spectra_templates": len(train_spec),
-        "val": {"val_spectrum_zeroshot_acc": final["val_spectrum_zeroshot_acc"],
-                **{k: last[k] for k in ("val_redshift_knn_r2", "val_simulated_typing_acc")}},
+        "val": {k: last[k] for k in ("val_spectrum_zeroshot_acc", "val_redshift_knn_r2",
+                                     "val_simulated_typing_acc")},
         "minutes": round((time.time() - t0) / 60, 1),
     }
     core._fingerprint = None
