@@ -282,31 +282,58 @@ def test_position_aware_tower_tells_a_shifted_line_apart_where_pooling_alone_can
     assert rel(aware) > 5 * rel(plain)
 
 
-def test_stage2_recipe_locks_image_and_text_and_reloads(sample_sky, tmp_path):
-    """A few steps of training/encoders/train_spectra.py: the folder reloads in one call, has
-    the new tower, carries zero_shot.json over, and image and text embeddings are unchanged."""
+def run_recipe(script: str, argv: list[str]) -> None:
+    """Run one of training/encoders' recipes in this process (they import their stage 1)."""
     import importlib.util
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "training" / "encoders"))
+    folder = Path(__file__).resolve().parents[1] / "training" / "encoders"
+    sys.path.insert(0, str(folder))
     try:
-        spec = importlib.util.spec_from_file_location("train_spectra", root / "training/encoders/train_spectra.py")
+        spec = importlib.util.spec_from_file_location(Path(script).stem, folder / script)
         recipe = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(recipe)
-        recipe.main(["--steps", "4", "--output", str(tmp_path / "enc"), "--set", f"dataset={sample_sky.root}",
-                     "--set", f"run_dir={tmp_path / 'run'}", "--set", "eval_every=2",
-                     "--set", "spectrum.pool_per_template=3", "--set", "spectrum.batch_size=8"])
+        recipe.main(argv)
     finally:
-        sys.path.remove(str(root / "training" / "encoders"))
+        sys.path.remove(str(folder))
+
+
+def noise_image():
+    from PIL import Image
+
+    return Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8))
+
+
+def test_stage2_recipe_locks_image_and_text_and_reloads(sample_sky, tmp_path):
+    """A few steps of training/encoders/train_spectra.py: the folder reloads in one call, has
+    the new tower, carries zero_shot.json over, and image and text embeddings are unchanged."""
+    run_recipe("train_spectra.py", ["--steps", "4", "--output", str(tmp_path / "enc"), "--set", f"dataset={sample_sky.root}",
+                                    "--set", f"run_dir={tmp_path / 'run'}", "--set", "eval_every=2",
+                                    "--set", "spectrum.pool_per_template=3", "--set", "spectrum.batch_size=8"])
     base, new = AlignedEncoder.from_pretrained(), AlignedEncoder.from_pretrained(tmp_path / "enc")
     assert new.config["spectrum_tower"]["derived_inputs"] and new.fingerprint != base.fingerprint
     texts = ["a planetary nebula", "M13 is a globular cluster in Hercules."]
     np.testing.assert_array_equal(new.encode_text(texts), base.encode_text(texts))
-    from PIL import Image
-
-    img = Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8))
-    np.testing.assert_array_equal(new.encode_images([img]), base.encode_images([img]))
+    np.testing.assert_array_equal(new.encode_images([noise_image()]), base.encode_images([noise_image()]))
     assert new.zero_shot_calibration.get("encoder_fingerprint") == new.fingerprint
     assert (tmp_path / "run" / "loss_curves_spectra.png").exists()
+
+
+def test_stage3_recipe_locks_images_and_spectra_and_refits_zero_shot(sample_sky, tmp_path):
+    """A few steps of training/encoders/train_text.py: only text embeddings change; image and
+    spectrum embeddings are bit-identical, and zero_shot.json is refitted for the new weights."""
+    run_recipe("train_text.py", ["--steps", "4", "--output", str(tmp_path / "enc"), "--set", f"dataset={sample_sky.root}",
+                                 "--set", f"run_dir={tmp_path / 'run'}", "--set", "eval_every=2",
+                                 "--set", "image.views_per_image=1", "--set", "zero_shot_views=1",
+                                 "--set", "spectrum.pool_per_template=3", "--set", "spectrum.batch_size=8"])
+    base, new = AlignedEncoder.from_pretrained(), AlignedEncoder.from_pretrained(tmp_path / "enc")
+    texts = ["a planetary nebula", "M13 is a globular cluster in Hercules."]
+    assert not np.allclose(new.encode_text(texts), base.encode_text(texts))
+    np.testing.assert_array_equal(new.encode_images([noise_image()]), base.encode_images([noise_image()]))
+    star = blackbody_spectrum()
+    np.testing.assert_array_equal(new.encode_spectra([star]), base.encode_spectra([star]))
+    calib = new.zero_shot_calibration
+    assert calib["encoder_fingerprint"] == new.fingerprint and calib["image"]["views"] == 1
+    assert "train_text.py" in calib["fitted_on"] and new.config["training"]["stage3"]["train_cards"] > 0
+    assert (tmp_path / "run" / "loss_curves_text.png").exists()

@@ -64,6 +64,40 @@ def image_items(ds: SkyDataset, split: str):
     return items
 
 
+def image_feature_cache(model, ds, train_items, val_items, views: int, seed: int, run_dir: Path, log=print):
+    """(train (n, views, 1280), val (n, 1, 1280)) backbone features of the sky views.
+
+    The backbone is frozen, so they are a pure function of the data, the view count and the
+    seed: kept on disk in ``run_dir`` for the next run of a recipe (stage 3 reads stage 1's).
+    """
+    manifest = ds.root / "manifest.json"
+    data_hash = json.loads(manifest.read_text()).get("content_hash", "") if manifest.exists() else ""
+    feat_file = Path(run_dir) / f"image_features-{data_hash[-12:]}-{views}-{seed}.pt"
+    if data_hash and feat_file.exists():
+        log(f"reusing cached image features {feat_file}")
+        return torch.load(feat_file)
+    view_rng = np.random.default_rng(seed + 1)  # its own stream: cached or not, same run
+    train_feats = cache_image_features(model, ds, train_items, views, view_rng, "train images (views)")
+    val_feats = cache_image_features(model, ds, val_items, 1, view_rng, "val images")
+    if data_hash:
+        torch.save((train_feats, val_feats), feat_file)
+    return train_feats, val_feats
+
+
+def apply_overrides(cfg: dict, items: list[str]) -> dict:
+    """``--set key.sub=value`` overrides (values parsed as YAML) into a recipe's config."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set wants KEY=VALUE, not {item!r}")
+        *parents, last = key.split(".")
+        node = cfg
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = yaml.safe_load(value)
+    return cfg
+
+
 @torch.no_grad()
 def cache_image_features(model, ds, items, views: int, rng, desc: str) -> torch.Tensor:
     """(n_items, views, 1280) backbone features; view 0 is the plain image."""
@@ -273,21 +307,8 @@ def main(argv=None):
     model.eval()
 
     train_items, val_items = image_items(ds, "train"), image_items(ds, "val")
-    # The backbone is frozen, so its features of the sky views are a pure function of the data,
-    # the view count and the seed: keep them on disk for the next run of the recipe.
-    manifest = ds.root / "manifest.json"
-    data_hash = json.loads(manifest.read_text()).get("content_hash", "") if manifest.exists() else ""
-    feat_file = run_dir / f"image_features-{data_hash[-12:]}-{cfg['image']['views_per_image']}-{cfg['seed']}.pt"
-    if data_hash and feat_file.exists():
-        train_feats, val_feats = torch.load(feat_file)
-        accelerator.print(f"reusing cached image features {feat_file}")
-    else:
-        view_rng = np.random.default_rng(cfg["seed"] + 1)  # its own stream: cached or not, same run
-        train_feats = cache_image_features(model, ds, train_items, cfg["image"]["views_per_image"], view_rng,
-                                           "train images (views)")
-        val_feats = cache_image_features(model, ds, val_items, 1, view_rng, "val images")
-        if data_hash:
-            torch.save((train_feats, val_feats), feat_file)
+    train_feats, val_feats = image_feature_cache(model, ds, train_items, val_items, cfg["image"]["views_per_image"],
+                                                 cfg["seed"], run_dir, accelerator.print)
     train_spec, val_spec = spectrum_templates(ds, "train"), spectrum_templates(ds, "val")
     pairs = [(i, j) for i, (_, o, _) in enumerate(train_items)
              for j, (r, _, _) in enumerate(train_spec) if r.object_id == o.object_id]

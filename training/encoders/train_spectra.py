@@ -127,13 +127,7 @@ def main(argv=None):
     for key in ("steps", "init_from", "output"):
         if getattr(args, key):
             cfg[key] = getattr(args, key)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        *parents, last = key.split(".")
-        node = cfg
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[last] = yaml.safe_load(value)
+    stage1.apply_overrides(cfg, args.set)
     resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
     out_dir, run_dir = resolve(cfg["output"]), resolve(cfg["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
