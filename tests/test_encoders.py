@@ -308,7 +308,8 @@ def noise_image():
 def test_stage2_recipe_locks_image_and_text_and_reloads(sample_sky, tmp_path):
     """A few steps of training/encoders/train_spectra.py: the folder reloads in one call, has
     the new tower, carries zero_shot.json over, and image and text embeddings are unchanged."""
-    run_recipe("train_spectra.py", ["--steps", "4", "--output", str(tmp_path / "enc"), "--set", f"dataset={sample_sky.root}",
+    run_recipe("train_spectra.py", ["--steps", "4", "--output", str(tmp_path / "enc"),
+                                    "--set", f"dataset={sample_sky.root}",
                                     "--set", f"run_dir={tmp_path / 'run'}", "--set", "eval_every=2",
                                     "--set", "spectrum.pool_per_template=3", "--set", "spectrum.batch_size=8"])
     base, new = AlignedEncoder.from_pretrained(), AlignedEncoder.from_pretrained(tmp_path / "enc")
@@ -323,7 +324,8 @@ def test_stage2_recipe_locks_image_and_text_and_reloads(sample_sky, tmp_path):
 def test_stage3_recipe_locks_images_and_spectra_and_refits_zero_shot(sample_sky, tmp_path):
     """A few steps of training/encoders/train_text.py: only text embeddings change; image and
     spectrum embeddings are bit-identical, and zero_shot.json is refitted for the new weights."""
-    run_recipe("train_text.py", ["--steps", "4", "--output", str(tmp_path / "enc"), "--set", f"dataset={sample_sky.root}",
+    run_recipe("train_text.py", ["--steps", "4", "--output", str(tmp_path / "enc"),
+                                 "--set", f"dataset={sample_sky.root}",
                                  "--set", f"run_dir={tmp_path / 'run'}", "--set", "eval_every=2",
                                  "--set", "image.views_per_image=1", "--set", "zero_shot_views=1",
                                  "--set", "spectrum.pool_per_template=3", "--set", "spectrum.batch_size=8"])

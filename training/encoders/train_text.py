@@ -182,8 +182,8 @@ def main(argv=None):
         sp, zs = spec[t, j], pool.z[t, j]
         scaps = [spectrum_captions(train_spec[i][0].spectral_class, train_spec[i][0].subclass, float(z),
                                    train_spec[i][2]) for i, z in zip(tidx, zs)]
-        losses["loss_spectrum_text"] = clip_loss(sp, core.embed_text_features(cache(stage1.unique_batch(scaps, rng, 0.0))),
-                                                 scale)
+        stx = core.embed_text_features(cache(stage1.unique_batch(scaps, rng, 0.0)))
+        losses["loss_spectrum_text"] = clip_loss(sp, stx, scale)
         cls_sp = stage1.class_embeddings(core, cache, "spectrum")
         sp_labels = torch.tensor([DEFAULT_LABELS["spectrum"].index(train_spec[i][0].spectral_class) for i in tidx])
         losses["loss_spectrum_prompts"] = F.cross_entropy(scale * sp @ cls_sp.T, sp_labels)
