@@ -23,7 +23,6 @@ import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator
 from open_clip.loss import ClipLoss
-from PIL import Image
 from tqdm.auto import tqdm
 
 from astrovlm.config import sample_dir
@@ -286,6 +285,74 @@ def save_curves(history, path):
     plt.close(fig)
 
 
+# ----- shared with the later stages (train_spectra.py, train_text.py) -----------------------
+def resolve_path(path) -> Path:
+    """A recipe's path: absolute as given, else relative to the repository root."""
+    return Path(path) if Path(path).is_absolute() else ROOT / path
+
+
+def stage_args(argv, doc: str, config_name: str, init_what: str, set_example: str):
+    """The command line of a later stage: its config file and the usual overrides."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(Path(__file__).with_name(config_name)))
+    p.add_argument("--steps", type=int, help="override the config's steps")
+    p.add_argument("--init-from", help=f"override the {init_what} folder")
+    p.add_argument("--output", help="override the output folder")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config value, e.g. --set {set_example}")
+    return p.parse_args(argv)
+
+
+def stage_config(args) -> tuple[dict, Path, Path]:
+    """A later stage's config with the command line's overrides, its output folder and its
+    run folder (created)."""
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    for key in ("steps", "init_from", "output"):
+        if getattr(args, key):
+            cfg[key] = getattr(args, key)
+    apply_overrides(cfg, args.set)
+    out_dir, run_dir = resolve_path(cfg["output"]), resolve_path(cfg["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return cfg, out_dir, run_dir
+
+
+def lock_all_but(model, trained: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Freeze every parameter outside the ``trained`` prefixes; returns copies of the locked
+    trained tensors, for ``check_locked`` after training."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(trained))
+    return {k: v.clone() for k, v in model.trained_state_dict().items() if not k.startswith(trained)}
+
+
+def check_locked(model, locked: dict[str, torch.Tensor], stage: str) -> None:
+    """The promise of a later stage: the parts it locked come out bit-identical."""
+    for k, v in model.trained_state_dict().items():
+        if k in locked and not torch.equal(v, locked[k]):
+            raise RuntimeError(f"{stage} changed the locked tensor {k}")
+
+
+def prepare_training(accelerator, model, cfg):
+    """The optimiser over the trainable parameters, everything wrapped by accelerate, and
+    open_clip's ClipLoss across processes: (model, core, opt, sched, clip_loss, trainable),
+    ``core`` being the unwrapped model the steps call."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt, sched = make_optimizer(trainable, cfg)
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+    clip_loss = ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
+    return model, accelerator.unwrap_model(model), opt, sched, clip_loss, trainable
+
+
+def log_row(accelerator, row: dict) -> None:
+    accelerator.print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+
+
+def save_run(core, out_dir: Path, run_dir: Path, history: list[dict], suffix: str = "") -> None:
+    """The encoder folder, and the run's loss history (JSON) and curves (PNG)."""
+    core.save_pretrained(out_dir)
+    (run_dir / f"history{suffix}.json").write_text(json.dumps(history))
+    save_curves(history, run_dir / f"loss_curves{suffix}.png")
+
+
 # ----- main ---------------------------------------------------------------------------------
 def main(argv=None):
     args = parse_args(argv)
@@ -321,11 +388,7 @@ def main(argv=None):
               + [c for rec, _, name in train_spec for z in caption_redshifts(cfg["spectrum"], rec)
                  for c in spectrum_captions(rec.spectral_class, rec.subclass, z, name)])
 
-    trainable = [p for n, p in model.named_parameters() if p.requires_grad]
-    opt, sched = make_optimizer(trainable, cfg)
-    model, opt, sched = accelerator.prepare(model, opt, sched)
-    core = accelerator.unwrap_model(model)
-    clip_loss = ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
+    model, core, opt, sched, clip_loss, trainable = prepare_training(accelerator, model, cfg)
     w = cfg["loss_weights"]
     img_labels = torch.tensor([DEFAULT_LABELS["image"].index(o.coarse_class) for _, o, _ in train_items])
     history = []
@@ -376,7 +439,7 @@ def main(argv=None):
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
             metrics = evaluate(core, cache, val_feats, val_items, val_spec)
             row.update({k: v for k, v in metrics.items() if not k.startswith("_")})
-            accelerator.print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+            log_row(accelerator, row)
         history.append(row)
         bar.set_postfix(loss=f"{float(total.detach()):.3f}")
 
@@ -397,9 +460,7 @@ def main(argv=None):
         "minutes": round((time.time() - t0) / 60, 1),
     }
     if accelerator.is_main_process:
-        core.save_pretrained(out_dir)
-        (run_dir / "history.json").write_text(json.dumps(history))
-        save_curves(history, run_dir / "loss_curves.png")
+        save_run(core, out_dir, run_dir, history)
         accelerator.print(f"saved {out_dir} in {core.config['training']['minutes']} min; "
                           f"val: {core.config['training']['val']}; temperatures {zero_shot}")
 

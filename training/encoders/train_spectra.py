@@ -20,8 +20,6 @@ Run:  python training/encoders/train_spectra.py --config training/encoders/spect
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 import time
@@ -30,9 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from accelerate import Accelerator
-from open_clip.loss import ClipLoss
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,24 +38,11 @@ from astrovlm.config import sample_dir  # noqa: E402
 from astrovlm.data.records import SkyDataset  # noqa: E402
 from astrovlm.encoders.captions import spectrum_captions  # noqa: E402
 from astrovlm.encoders.model import AlignedEncoder  # noqa: E402
-from astrovlm.encoders.preprocess import spectrum_to_tensor  # noqa: E402
 from astrovlm.encoders.towers import ProjectionHead, SpectrumCNN  # noqa: E402
 from astrovlm.encoders.zeroshot import DEFAULT_LABELS  # noqa: E402
 
-ROOT = stage1.ROOT
 TRAINED = ("spectrum_tower.", "spectrum_head.", "redshift_head.")
 LN_GRID_SPAN = math.log(10400 / 3600)   # the common grid, for the tilt's power law
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(Path(__file__).with_name("spectra.yaml")))
-    p.add_argument("--steps", type=int, help="override the config's steps")
-    p.add_argument("--init-from", help="override the stage-1 folder")
-    p.add_argument("--output", help="override the output folder")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set spectrum.tilt=0.5")
-    return p.parse_args(argv)
 
 
 # ----- data ----------------------------------------------------------------------------------
@@ -122,15 +105,8 @@ def val_simulated(model, pool, val_templates, cfg, cls_sp, rng, per_template=20,
 
 # ----- main ------------------------------------------------------------------------------------
 def main(argv=None):
-    args = parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    for key in ("steps", "init_from", "output"):
-        if getattr(args, key):
-            cfg[key] = getattr(args, key)
-    stage1.apply_overrides(cfg, args.set)
-    resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
-    out_dir, run_dir = resolve(cfg["output"]), resolve(cfg["run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
+    args = stage1.stage_args(argv, __doc__, "spectra.yaml", "stage-1", "spectrum.tilt=0.5")
+    cfg, out_dir, run_dir = stage1.stage_config(args)
     accelerator = Accelerator()
     # each process draws its own batches (process 0 = the single-process run); DDP gives
     # every process process 0's initial weights
@@ -138,9 +114,8 @@ def main(argv=None):
     t0 = time.time()
 
     ds = SkyDataset(cfg["dataset"] or sample_dir())
-    model = AlignedEncoder.from_pretrained(resolve(cfg["init_from"]))
+    model = AlignedEncoder.from_pretrained(stage1.resolve_path(cfg["init_from"]))
     base_fingerprint = model.fingerprint
-    locked = {k: v.clone() for k, v in model.trained_state_dict().items() if not k.startswith(TRAINED)}
     # A fresh spectrum tower, head and redshift readout on the locked space. Seeded here, so
     # their initial weights do not depend on which tower the folder held (loading builds one):
     # run on a stage-1 or a stage-2 folder, the recipe gives the same result.
@@ -152,8 +127,7 @@ def main(argv=None):
     model.spectrum_head = ProjectionHead(model.spectrum_tower.out_dim, model.embed_dim, head["hidden"],
                                          head["dropout"])
     model.redshift_head = torch.nn.Linear(model.embed_dim, 1)
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith(TRAINED))
+    locked = stage1.lock_all_but(model, TRAINED)
 
     sp_cfg = cfg["spectrum"]
     train_spec, val_spec = stage1.spectrum_templates(ds, "train"), stage1.spectrum_templates(ds, "val")
@@ -176,11 +150,7 @@ def main(argv=None):
             pair_img = model.embed_image_features(plain[:, 0])
     scale = model.logit_scale.exp().clamp(max=100).detach()
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    opt, sched = stage1.make_optimizer(trainable, cfg)
-    model, opt, sched = accelerator.prepare(model, opt, sched)
-    core = accelerator.unwrap_model(model)
-    clip_loss = ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
+    model, core, opt, sched, clip_loss, trainable = stage1.prepare_training(accelerator, model, cfg)
     w = cfg["loss_weights"]
     history = []
     core.eval()
@@ -224,15 +194,13 @@ def main(argv=None):
             row.update(val_simulated(core, pool, val_spec, sp_cfg, cls_sp, np.random.default_rng(7)))
             core.spectrum_tower.train()
             core.spectrum_head.train()
-            accelerator.print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+            stage1.log_row(accelerator, row)
         history.append(row)
         bar.set_postfix(loss=f"{float(total.detach()):.3f}")
 
     final = metrics   # the evaluation of the last step (always run) holds the val similarities
     core.eval()
-    for k, v in core.trained_state_dict().items():   # the promise of stage 2, checked
-        if k in locked and not torch.equal(v, locked[k]):
-            raise RuntimeError(f"stage 2 changed the locked tensor {k}")
+    stage1.check_locked(core, locked, "stage 2")
     core.config["zero_shot"]["temperature_spectrum"] = stage1.fit_temperature(*final["_spectrum_sims"])
     last = history[-1]
     core.config["training"]["stage2"] = {
@@ -249,9 +217,7 @@ def main(argv=None):
         core.zero_shot_calibration = dict(core.zero_shot_calibration, encoder_fingerprint=core.fingerprint,
                                           carried_from=base_fingerprint)
     if accelerator.is_main_process:
-        core.save_pretrained(out_dir)
-        (run_dir / "history_spectra.json").write_text(json.dumps(history))
-        stage1.save_curves(history, run_dir / "loss_curves_spectra.png")
+        stage1.save_run(core, out_dir, run_dir, history, "_spectra")
         accelerator.print(f"saved {out_dir} ({core.fingerprint}) in {core.config['training']['stage2']['minutes']} "
                           f"min; val: {core.config['training']['stage2']['val']}")
 

@@ -20,8 +20,6 @@ Run:  python training/encoders/train_text.py --config training/encoders/text.yam
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,7 +29,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator
-from open_clip.loss import ClipLoss
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,19 +42,7 @@ from astrovlm.encoders.model import AlignedEncoder  # noqa: E402
 from astrovlm.encoders.towers import ProjectionHead  # noqa: E402
 from astrovlm.encoders.zeroshot import DEFAULT_LABELS  # noqa: E402
 
-ROOT = stage1.ROOT
 TRAINED = ("text_head.",)
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(Path(__file__).with_name("text.yaml")))
-    p.add_argument("--steps", type=int, help="override the config's steps")
-    p.add_argument("--init-from", help="override the stage-2 folder")
-    p.add_argument("--output", help="override the output folder")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set loss_weights.card_consistency=0")
-    return p.parse_args(argv)
 
 
 class CardToImage:
@@ -94,33 +79,24 @@ def refit_image_calibration(core, ds, val_items, views: int) -> dict:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    for key in ("steps", "init_from", "output"):
-        if getattr(args, key):
-            cfg[key] = getattr(args, key)
-    stage1.apply_overrides(cfg, args.set)
-    resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
-    out_dir, run_dir = resolve(cfg["output"]), resolve(cfg["run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    s1_cfg = yaml.safe_load(resolve(cfg["stage1_config"]).read_text())
+    args = stage1.stage_args(argv, __doc__, "text.yaml", "stage-2", "loss_weights.card_consistency=0")
+    cfg, out_dir, run_dir = stage1.stage_config(args)
+    s1_cfg = yaml.safe_load(stage1.resolve_path(cfg["stage1_config"]).read_text())
     accelerator = Accelerator()
     rng = stage1.seed_everything(cfg["seed"] + accelerator.process_index)
     t0 = time.time()
 
     ds = SkyDataset(cfg["dataset"] or sample_dir())
-    model = AlignedEncoder.from_pretrained(resolve(cfg["init_from"]))
+    model = AlignedEncoder.from_pretrained(stage1.resolve_path(cfg["init_from"]))
     model.eval()
     base_fingerprint = model.fingerprint
-    locked = {k: v.clone() for k, v in model.trained_state_dict().items() if not k.startswith(TRAINED)}
     # a fresh text head, seeded after loading: the recipe gives the same result whichever
     # text head the folder held (a stage-2 or a stage-3 folder)
     torch.manual_seed(cfg["seed"] + accelerator.process_index)
     head = model.config["head"]
     model.text_head = ProjectionHead(model.config["text_tower"]["feature_dim"], model.embed_dim, head["hidden"],
                                      head["dropout"])
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith(TRAINED))
+    locked = stage1.lock_all_but(model, TRAINED)
 
     # locked towers: their embeddings of the training data are constants, computed once
     train_items, val_items = stage1.image_items(ds, "train"), stage1.image_items(ds, "val")
@@ -148,11 +124,7 @@ def main(argv=None):
     card_val = CardToImage(ds, val_items, val_feats, model, cache)
     scale = model.logit_scale.exp().clamp(max=100).detach()
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    opt, sched = stage1.make_optimizer(trainable, cfg)
-    model, opt, sched = accelerator.prepare(model, opt, sched)
-    core = accelerator.unwrap_model(model)
-    clip_loss = ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
+    model, core, opt, sched, clip_loss, trainable = stage1.prepare_training(accelerator, model, cfg)
     w = cfg["loss_weights"]
     img_labels = torch.tensor([DEFAULT_LABELS["image"].index(o.coarse_class) for _, o, _ in train_items])
     history = []
@@ -201,15 +173,13 @@ def main(argv=None):
             row.update({k: v for k, v in metrics.items() if not k.startswith("_")})
             row["val_card_to_image_top10pct"] = card_val.top10pct(core)
             core.text_head.train()
-            accelerator.print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+            stage1.log_row(accelerator, row)
         history.append(row)
         bar.set_postfix(loss=f"{float(total.detach()):.3f}")
 
     final = metrics   # the evaluation of the last step (always run) holds the val similarities
     core.eval()
-    for k, v in core.trained_state_dict().items():   # the promise of stage 3, checked
-        if k in locked and not torch.equal(v, locked[k]):
-            raise RuntimeError(f"stage 3 changed the locked tensor {k}")
+    stage1.check_locked(core, locked, "stage 3")
     zs = core.config["zero_shot"]
     if "_image_sims" in final:
         zs["temperature_image"] = stage1.fit_temperature(*final["_image_sims"])
@@ -227,9 +197,7 @@ def main(argv=None):
     core.zero_shot_calibration = {"encoder_fingerprint": core.fingerprint,
                                   **refit_image_calibration(core, ds, val_items, cfg["zero_shot_views"])}
     if accelerator.is_main_process:
-        core.save_pretrained(out_dir)
-        (run_dir / "history_text.json").write_text(json.dumps(history))
-        stage1.save_curves(history, run_dir / "loss_curves_text.png")
+        stage1.save_run(core, out_dir, run_dir, history, "_text")
         accelerator.print(f"saved {out_dir} ({core.fingerprint}) in {core.config['training']['stage3']['minutes']} "
                           f"min; val: {core.config['training']['stage3']['val']}; zero-shot "
                           f"{core.zero_shot_calibration['image']}")
