@@ -35,6 +35,7 @@ from astrovlm.data.records import SkyDataset  # noqa: E402
 from astrovlm.data.simulate import simulate_spectrum  # noqa: E402
 from astrovlm.encoders import AlignedEncoder  # noqa: E402
 from astrovlm.encoders import zeroshot  # noqa: E402
+from astrovlm.encoders.probes import knn_regression, match_ranks  # noqa: E402
 from astrovlm.encoders.zeroshot import DEFAULT_LABELS, class_vectors  # noqa: E402
 
 
@@ -79,7 +80,6 @@ def image_set(ds, split):
 def linear_probe(encoder, ds, train, test):
     """Logistic regression on frozen EfficientNet features (mean of 4 rotations), as the field guide."""
     import torch
-    from PIL import Image
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -144,15 +144,15 @@ def main(argv=None):
     objs = [o for o in first if o in cards]
     gallery = img_emb[[first[o] for o in objs]]
     q = enc.encode_text([cards[o] for o in objs])
-    ranks = np.array([int((row > row[i]).sum()) for i, row in enumerate(q @ gallery.T)])
+    ranks = match_ranks(q @ gallery.T)
     n = len(objs)
+    top = max(1, int(np.ceil(0.1 * n)))
     for k in (1, 5, 10):
         fig[f"card_to_image_recall@{k}"] = round(float((ranks < k).mean()), 4)
-    fig["card_to_image_top10pct_accuracy"] = round(float((ranks < max(1, int(np.ceil(0.1 * n)))).mean()), 4)
-    fig["card_to_image_random_top10pct"] = round(max(1, int(np.ceil(0.1 * n))) / n, 4)
+    fig["card_to_image_top10pct_accuracy"] = round(float((ranks < top).mean()), 4)
+    fig["card_to_image_random_top10pct"] = round(top / n, 4)
     # What perfect class knowledge alone would give: every image of the card's coarse class
     # ranked first, in random order within the class. Beating it needs within-class identity.
-    top = max(1, int(np.ceil(0.1 * n)))
     klass = [next(o.coarse_class for _, o in test if o.object_id == oid) for oid in objs]
     per_class = {c: klass.count(c) for c in set(klass)}
     fig["card_to_image_class_oracle_top10pct"] = round(float(np.mean([min(1.0, top / per_class[c])
@@ -206,11 +206,7 @@ def main(argv=None):
     sim_pred = (xte @ class_vectors(enc, slabels, "spectrum").T).argmax(1)
     fig["spectrum_zeroshot_simulated_accuracy"] = round(float((sim_pred == cte).mean()), 4)
     k = 64
-    sims = xte @ xtr.T
-    nn_idx = np.argsort(-sims, axis=1)[:, :k]
-    d = np.clip(1 - np.take_along_axis(sims, nn_idx, 1), 1e-6, None)
-    w = 1 / d
-    zhat = (ztr[nn_idx] * w).sum(1) / w.sum(1)
+    zhat = knn_regression(xte @ xtr.T, ztr, k)
     fig["redshift_knn_r2"] = round(float(1 - ((zhat - zte) ** 2).sum() / ((zte - zte.mean()) ** 2).sum()), 4)
     zhead = np.expm1(enc.predict_redshift(xte))
     fig["redshift_linear_head_r2"] = round(float(1 - ((zhead - zte) ** 2).sum() / ((zte - zte.mean()) ** 2).sum()), 4)

@@ -339,3 +339,13 @@ def test_stage3_recipe_locks_images_and_spectra_and_refits_zero_shot(sample_sky,
     assert calib["encoder_fingerprint"] == new.fingerprint and calib["image"]["views"] == 1
     assert "train_text.py" in calib["fitted_on"] and new.config["training"]["stage3"]["train_cards"] > 0
     assert (tmp_path / "run" / "loss_curves_text.png").exists()
+
+
+def test_probes_rank_the_matching_item_and_weight_near_neighbours():
+    from astrovlm.encoders.probes import knn_regression, match_ranks
+
+    sims = np.array([[0.9, 0.1, 0.2], [0.8, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    assert match_ranks(sims).tolist() == [0, 1, 0]
+    # the two nearest of three: cosine distances 0.01 and 1.0, weights 100 and 1
+    z = knn_regression(np.array([[0.99, 0.0, -0.5]]), np.array([1.0, 2.0, 3.0]), k=2)
+    assert np.isclose(z[0], (100 * 1.0 + 1 * 2.0) / 101)

@@ -38,6 +38,7 @@ from astrovlm.config import sample_dir  # noqa: E402
 from astrovlm.data.records import SkyDataset  # noqa: E402
 from astrovlm.encoders.captions import spectrum_captions  # noqa: E402
 from astrovlm.encoders.model import AlignedEncoder  # noqa: E402
+from astrovlm.encoders.probes import knn_regression  # noqa: E402
 from astrovlm.encoders.towers import ProjectionHead, SpectrumCNN  # noqa: E402
 from astrovlm.encoders.zeroshot import DEFAULT_LABELS  # noqa: E402
 
@@ -95,10 +96,7 @@ def val_simulated(model, pool, val_templates, cfg, cls_sp, rng, per_template=20,
     j = torch.arange(0, pool.n, max(1, pool.n // 40))
     g = torch.cat([model.embed_spectra(pool.x[t, j]) for t in range(len(pool.x))]).numpy()
     zg = pool.z[:, j].reshape(-1).numpy()
-    sims = q.numpy() @ g.T
-    nn_idx = np.argsort(-sims, axis=1)[:, :k]
-    w = 1 / np.clip(1 - np.take_along_axis(sims, nn_idx, 1), 1e-6, None)
-    zhat = (zg[nn_idx] * w).sum(1) / w.sum(1)
+    zhat = knn_regression(q.numpy() @ g.T, zg, k)
     r2 = float(1 - ((zhat - zq) ** 2).sum() / ((zq - zq.mean()) ** 2).sum())
     return {"val_redshift_knn_r2": r2, "val_simulated_typing_acc": typing}
 

@@ -39,6 +39,7 @@ from astrovlm.data.records import SkyDataset  # noqa: E402
 from astrovlm.encoders import zeroshot  # noqa: E402
 from astrovlm.encoders.captions import spectrum_captions  # noqa: E402
 from astrovlm.encoders.model import AlignedEncoder  # noqa: E402
+from astrovlm.encoders.probes import match_ranks  # noqa: E402
 from astrovlm.encoders.towers import ProjectionHead  # noqa: E402
 from astrovlm.encoders.zeroshot import DEFAULT_LABELS  # noqa: E402
 
@@ -61,8 +62,7 @@ class CardToImage:
 
     @torch.no_grad()
     def top10pct(self, model) -> float:
-        sims = (model.embed_text_features(self.cards) @ self.gallery.T).numpy()
-        ranks = np.array([(row > row[i]).sum() for i, row in enumerate(sims)])
+        ranks = match_ranks((model.embed_text_features(self.cards) @ self.gallery.T).numpy())
         return float((ranks < self.top).mean()) if len(ranks) else float("nan")
 
 
