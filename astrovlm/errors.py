@@ -1,4 +1,12 @@
-"""One error type for every expected mistake, so the CLI and the app can show it plainly."""
+"""Expected mistakes, by kind, so callers can tell "not found" from "corrupt" from "made by
+another model" while the CLI and the app still show any of them as one plain line.
+
+    AstroVLMError            the base: the CLI prints it and exits with status 2
+    ├── NotFoundError        a file, object name, item or folder that is not there
+    ├── UnreadableError      a file that is there but corrupt, truncated or not the format
+    ├── IncompatibleError    made by another model or format version (fingerprints differ)
+    └── BadArgumentError     a value given by the caller is malformed or out of range
+"""
 
 from __future__ import annotations
 
@@ -21,3 +29,24 @@ class AstroVLMError(ValueError):
         self.path = None if path is None else str(path)
         self.field = field
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
+
+
+class NotFoundError(AstroVLMError, LookupError):
+    """A file, folder, object name or index item that does not exist."""
+
+
+class UnreadableError(AstroVLMError):
+    """A file that exists but cannot be read: corrupt, truncated, damaged or another format."""
+
+
+class IncompatibleError(AstroVLMError):
+    """Made by another model or format version: an index, calibration or assistant whose
+    recorded encoder fingerprint is not the loaded encoder's, or an unknown format version."""
+
+
+class BadArgumentError(AstroVLMError):
+    """A value the caller gave that is malformed or out of range (k, a label set, a cone)."""
+
+
+__all__ = ["AstroVLMError", "NotFoundError", "UnreadableError", "IncompatibleError",
+           "BadArgumentError"]

@@ -27,6 +27,7 @@ from typing import Iterator
 
 from astrovlm.assistant.prompts import (NOT_IN_CONTEXT, Source, build_messages, cited_numbers,
                                         defuse_controls)
+from astrovlm.data.names import GREEK
 from astrovlm.errors import AstroVLMError
 
 MAX_QUESTION_CHARS = 500
@@ -39,8 +40,7 @@ _DESIGNATION = re.compile(
 # capitalised words ending in a kind of object. They are reported if they resolve to nothing.
 _COMMON_NAME = re.compile(r"\b((?:[A-Z][\w'’-]+\s){1,3}(?:Nebula|Galaxy|Cluster|Cloud))\b")
 _WORD = re.compile(r"[A-Za-z0-9][\w'’+-]*")
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
-          "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega"}
+_GREEK = set(GREEK.values())
 # Capitalised words that start questions or name kinds of object, never an object alone.
 _STOP = {"the", "a", "an", "what", "which", "where", "is", "are", "tell", "me", "about", "how", "why",
          "who", "and", "of", "in", "this", "that", "does", "do", "give", "describe", "can", "could",

@@ -35,6 +35,7 @@ import numpy as np
 
 from astrovlm.config import atomic_directory, atomic_write_json
 from astrovlm.data.crossmatch import check_radius, crossmatch, group_by_position
+from astrovlm.data.names import is_generic_name, name_key
 from astrovlm.data.readers import (
     catalog_coords, read_catalog, read_image, read_spectrum, read_text, sniff)
 from astrovlm.data.readers.catalog import CLASS_COLUMNS, NAME_COLUMNS, REDSHIFT_COLUMNS, find_column
@@ -48,9 +49,6 @@ SPLIT_NOTE = ("users' data has no train/val/test split; every ingested record is
 RENDER_MAX_SIDE = 1024
 PASSAGE_CHARS = 1200
 SOURCE = "user data (astrovlm data ingest)"
-# OBJECT values that name a frame type, not a target: never group files by them.
-_GENERIC_NAMES = {"", "object", "target", "unknown", "none", "test", "flat", "bias", "dark",
-                  "sky", "arc", "comp", "lamp", "standard", "focus", "image", "spectrum"}
 _SKIP_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
@@ -66,13 +64,9 @@ class _Item:
     meta: dict = field(default_factory=dict)
 
 
-def name_key(name: str | None) -> str:
-    """'NGC 0224', 'ngc224' and 'NGC-224' all give 'ngc224'; generic frame names give ''."""
-    if not name:
-        return ""
-    key = re.sub(r"[\s_\-\.]+", "", str(name).lower())
-    key = re.sub(r"(?<=[a-z])0+(?=\d)", "", key)
-    return "" if key in _GENERIC_NAMES else key
+def _group_key(name: str | None) -> str:
+    """The name key of an OBJECT card, or '' for one that names a frame type ("flat", "sky")."""
+    return "" if is_generic_name(name) else name_key(name)
 
 
 def coarse_spectral_class(meta: dict) -> str:
@@ -303,7 +297,7 @@ def _ingest_catalog(path: Path, rel: str, tmp: Path) -> dict:
     by_name = {}
     if name_col is not None:
         for k, value in enumerate(table[name_col]):
-            by_name.setdefault(name_key(str(value)), k)
+            by_name.setdefault(_group_key(str(value)), k)
     by_name.pop("", None)
     return {"rel": rel, "table": f"tables/{target.name}", "rows": len(table), "data": table,
             "coords": coords, "by_name": by_name}
@@ -339,7 +333,7 @@ def _group(items: list[_Item], catalogs: list[dict], radius) -> list[SkyObject]:
                 first[lab] = placed[k]
     by_name: dict[str, list[int]] = {}
     for i, it in enumerate(items):
-        key = name_key(it.name)
+        key = _group_key(it.name)
         if key:
             by_name.setdefault(key, []).append(i)
     for members in by_name.values():
@@ -369,7 +363,7 @@ def _mean_radec(coords) -> tuple[float, float]:
 
 
 def _make_object(object_id: str, members: list[_Item], catalogs: list[dict], radius) -> SkyObject:
-    names = [m.name for m in members if name_key(m.name)]
+    names = [m.name for m in members if _group_key(m.name)]
     # fibre positions of spectra are more precise than image centres
     spec_coords = [m.coord for m in members if m.kind == "spectrum" and m.coord is not None]
     all_coords = [m.coord for m in members if m.coord is not None]
@@ -387,7 +381,7 @@ def _make_object(object_id: str, members: list[_Item], catalogs: list[dict], rad
         cat_name, cat_type, cat_z, cat_file = row
         if cat_name and not names:
             names.append(cat_name)
-        elif cat_name and name_key(cat_name) not in {name_key(n) for n in names}:
+        elif cat_name and _group_key(cat_name) not in {_group_key(n) for n in names}:
             names.append(cat_name)
         otype = otype or (cat_type or "").lower()
         redshift = redshift if redshift is not None else cat_z
@@ -395,7 +389,7 @@ def _make_object(object_id: str, members: list[_Item], catalogs: list[dict], rad
     if ra is None and row is None:
         notes.append("position unknown")
     display = names[0] if names else Path(members[0].rel).stem
-    aliases = sorted({n for n in names[1:] if name_key(n) != name_key(display)})
+    aliases = sorted({n for n in names[1:] if _group_key(n) != _group_key(display)})
     notes.append(f"ingested from {len(members)} file(s): " + ", ".join(m.rel for m in members[:5])
                  + (" ..." if len(members) > 5 else ""))
     return SkyObject(object_id=object_id, name=display, otype=otype or "unknown",
@@ -408,7 +402,7 @@ def _catalog_row(ra, dec, names, catalogs, radius):
     """(name, type, redshift, table) of the catalog row at this position or with this name."""
     from astropy.coordinates import SkyCoord
 
-    keys = {name_key(n) for n in names} - {""}
+    keys = {_group_key(n) for n in names} - {""}
     for cat in catalogs:
         table = cat["data"]
         row = None
@@ -436,14 +430,14 @@ def _passages(texts, objects: list[SkyObject], items: list[_Item]) -> list[Passa
     by_key = {}
     for obj in objects:
         for n in [obj.name, *obj.aliases]:
-            if name_key(n):
-                by_key.setdefault(name_key(n), obj.object_id)
+            if _group_key(n):
+                by_key.setdefault(_group_key(n), obj.object_id)
     for it in items:
-        by_key.setdefault(name_key(Path(it.rel).stem), it.record.object_id)
+        by_key.setdefault(_group_key(Path(it.rel).stem), it.record.object_id)
     passages = []
     for t, (rel, text) in enumerate(texts, 1):
         title = _title(text) or Path(rel).stem
-        object_id = by_key.get(name_key(Path(rel).stem))
+        object_id = by_key.get(_group_key(Path(rel).stem))
         for k, chunk in enumerate(_chunks(text), 1):
             passages.append(Passage(passage_id=f"USER-TXT-{t:04d}-{k:03d}", text=chunk, title=title,
                                     source=f"user file: {rel}", kind="literature",

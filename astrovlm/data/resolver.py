@@ -13,43 +13,15 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
+from astrovlm.data.names import GREEK, name_key
 from astrovlm.data.records import SkyObject
-from astrovlm.data.sources.kstars import GREEK
 from astrovlm.data.sources.openngc import CONSTELLATIONS, row_to_object
 from astrovlm.errors import AstroVLMError
-
-_GREEK_FULL = {v: k for k, v in GREEK.items() if v != k}
-_WORDS = [(re.compile(p), r) for p, r in [
-    (r"^the\s+", ""),
-    (r"\bmessier\s*", "m"),
-    (r"\b(sharpless|sh)\s*2?\s*-\s*", "sh2-"),
-    (r"\bbarnard\s+(?=\d)", "b"),
-    (r"\bcaldwell\s*", "c"),
-    (r"\bmelotte\s*", "mel"),
-    (r"\bcollinder\s*", "cr"),
-]]
-_GREEK_RE = re.compile(r"\b(" + "|".join(_GREEK_FULL) + r")\b")
-_DROP = re.compile(r"[^a-z0-9+\-.]")
-_ZERO_PAD = re.compile(r"(?<=[a-z])0+(?=\d)")  # ngc0224 -> ngc224
-
-
-def name_key(text: str) -> str:
-    """The comparison key of a name: "Messier 051" and "m51" share "m51"."""
-    s = str(text)
-    if not s.isascii():
-        s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode()
-    s = s.lower().strip()
-    for pattern, repl in _WORDS:
-        s = pattern.sub(repl, s)
-    s = _GREEK_RE.sub(lambda m: _GREEK_FULL[m.group(1)], s)
-    return _ZERO_PAD.sub("", _DROP.sub("", s))
-
 
 def _spectral_class(sptype: str | None) -> str:
     letter = (sptype or "").strip()[:1].upper()

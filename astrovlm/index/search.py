@@ -16,11 +16,11 @@ views share.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
+from astrovlm.data.names import name_key
 from astrovlm.errors import AstroVLMError
 from astrovlm.index.filters import SkyFilter, check_modalities
 from astrovlm.index.store import CrossModalIndex, SearchResult
@@ -147,15 +147,15 @@ class SkySearch:
         ids = set(self.index.object_ids())
         if name in ids:
             return name
-        key = _squash(name)
+        key = name_key(name)
         names, objects = self.index._cols["name"], self.index._cols["object_id"]
         by_key = {}
         for r in np.flatnonzero(self.index._array("_alive")):
             oid = objects[r]
             if oid:
-                by_key.setdefault(_squash(oid), oid)
+                by_key.setdefault(name_key(oid), oid)
                 if names[r]:
-                    by_key.setdefault(_squash(names[r]), oid)
+                    by_key.setdefault(name_key(names[r]), oid)
         if key in by_key:
             return by_key[key]
         resolver = self._catalog_resolver()
@@ -170,8 +170,8 @@ class SkySearch:
         for candidate in (found.object_id, *getattr(found, "aliases", ())):
             if candidate in ids:
                 return candidate
-            if _squash(candidate) in by_key:
-                return by_key[_squash(candidate)]
+            if name_key(candidate) in by_key:
+                return by_key[name_key(candidate)]
         raise AstroVLMError(f"'{name}' is {found.object_id} ({found.otype}), which has nothing in this "
                             f"index", field="object")
 
@@ -184,12 +184,6 @@ class SkySearch:
             except ImportError:
                 self._resolver = False
         return self._resolver or None
-
-
-def _squash(s: str) -> str:
-    """'NGC 5194' / 'ngc5194' / 'NGC-5194' -> 'ngc5194'; 'NGC 0224' -> 'ngc224'."""
-    s = re.sub(r"[\s_\-]+", "", s.lower())
-    return re.sub(r"(?<=[a-z])0+(?=\d)", "", s)
 
 
 def _existing(source, what: str):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from astrovlm.data.names import GREEK
 from astrovlm.errors import AstroVLMError
 
 KSTARS = Path("usr/share/kstars")
@@ -30,12 +31,6 @@ STARS_LICENSE = "GPL (KStars star catalog, derived from the public-domain Hippar
 DOCS_LICENSE = "GFDL-1.2+ (KStars handbook, AstroInfo project)"
 PLANET_LICENSE = "CC-BY-SA (text from Wikipedia, via KStars)"
 SNE_LICENSE = "Open Supernova Catalog data (CC-BY-4.0), via KStars"
-
-GREEK = {"alp": "alpha", "bet": "beta", "gam": "gamma", "del": "delta", "eps": "epsilon",
-         "zet": "zeta", "eta": "eta", "the": "theta", "iot": "iota", "kap": "kappa",
-         "lam": "lambda", "mu": "mu", "nu": "nu", "xi": "xi", "omi": "omicron", "pi": "pi",
-         "rho": "rho", "sig": "sigma", "tau": "tau", "ups": "upsilon", "phi": "phi",
-         "chi": "chi", "psi": "psi", "ome": "omega"}
 
 
 def _float(text: str) -> float | None:
