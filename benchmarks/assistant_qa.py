@@ -243,21 +243,15 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     from astrovlm.assistant.model import AssistantConfig, AstroLlava
     from astrovlm.assistant.rag import Assistant
-    from astrovlm.config import default_index_dir, sample_dir
-    from astrovlm.data.records import SkyDataset
-    from astrovlm.data.resolver import NameResolver
-    from astrovlm.encoders.model import AlignedEncoder
-    from astrovlm.index import CrossModalIndex
+    from astrovlm.sky import Sky
 
     t_load = time.perf_counter()
-    ds = SkyDataset(args.dataset or sample_dir())
-    encoder = AlignedEncoder.from_pretrained(args.encoder)
-    index = CrossModalIndex.load(args.index or default_index_dir())
-    resolver = NameResolver.from_dataset(ds.root)
+    sky = Sky.open(dataset=args.dataset, encoder=args.encoder, index=args.index)
+    ds, index, resolver = sky.dataset, sky.index, sky.resolver
     ours_model = AstroLlava.from_pretrained(args.model)
     load_s = time.perf_counter() - t_load
     keep_out = {"train", "val", "test"} - {args.split}  # the asked objects' own items are never neighbours
-    ours = Assistant(ours_model, ds, index, encoder, resolver, allowed_splits=keep_out)
+    ours = Assistant(ours_model, ds, sky.retriever, resolver, allowed_splits=keep_out)
     questions = make_questions(ds, resolver, index, random.Random(args.seed), args.max_questions, args.split)
     print(f"{len(questions)} questions on held-out objects: "
           + ", ".join(f"{k} {sum(q['kind'] == k for q in questions)}" for k in sorted({q['kind'] for q in questions})),
@@ -266,7 +260,7 @@ def main(argv=None) -> int:
     systems = {"ours": lambda q: ask_ours(ours, q)}
     if not args.skip_baselines:
         base = AstroLlava.build(AssistantConfig(language_model=ours_model.config.language_model), lora=False).eval()
-        base_rag = Assistant(base, ds, index, encoder, resolver, allowed_splits=keep_out, feed_features=False)
+        base_rag = Assistant(base, ds, sky.retriever, resolver, allowed_splits=keep_out, feed_features=False)
         systems["base_no_retrieval"] = lambda q: ask_base_alone(base, q)
         systems["base_retrieval"] = lambda q: ask_ours(base_rag, q)
 

@@ -3,8 +3,8 @@ loaded; the cold start (a fresh process's first answer) is measured and reported
 
 - cold: wall time of ``astrovlm search "QUERY" --modality image -k 10 --json`` in a fresh
   process (Python start, imports, encoder and index load, one query), several runs;
-- load: ``SkySearch.load()`` in this process (encoder + index);
-- warm: p50/p95 of in-process ``SkySearch.text(query, modality="image", k=10)`` after load
+- load: ``Sky.open()`` in this process (dataset + encoder + index);
+- warm: p50/p95 of in-process ``Retriever.text(query, modality="image", k=10)`` after load
   (text encoding + index search) with ``--threads`` torch threads and with one, and of
   the index search alone;
 - and, as a sanity check of what comes back, the share of the top-10 images whose coarse
@@ -82,10 +82,10 @@ def main(argv=None):
     cold = cold_start(QUERIES[0], args.index, args.encoder, args.cold_runs)
     print(f"cold start: {', '.join(f'{t:.2f}' for t in cold)} s", flush=True)
 
-    from astrovlm.index.search import SkySearch
+    from astrovlm.sky import Sky
 
     t = time.perf_counter()
-    sky = SkySearch.load(args.index, args.encoder)
+    sky = Sky.open(index=args.index, encoder=args.encoder).retriever
     load_s = time.perf_counter() - t
     for q in QUERIES[:3]:  # warm-up
         sky.text(q, modality="image", k=10)

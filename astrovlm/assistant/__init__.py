@@ -4,11 +4,13 @@
 - ``projector``  LLaVA's mlp2x_gelu, from an aligned-encoder vector to a few LM tokens
 - ``model``      ``AstroLlava``: placeholder splicing, LoRA (peft), save/load, streaming
 - ``prompts``    the system prompt, numbered sources, retrieved text kept as data
-- ``rag``        ``Assistant`` / ``ChatSession`` / ``Answer``: resolve, retrieve, answer, cite
+- ``mentions``   which objects a question names (designations, common and star names)
+- ``context``    ``ContextBuilder``: the numbered sources for a question, through the one retriever
+- ``rag``        ``Assistant`` / ``ChatSession`` / ``Answer``: answer from the sources and cite them
 - ``llamacpp``   an optional llama.cpp backend for the text-only path
 
-    >>> from astrovlm.assistant import Assistant
-    >>> Assistant.from_defaults().ask("What kind of object is M57 and where is it?").text
+    >>> from astrovlm import Sky
+    >>> Sky.open().assistant().ask("What kind of object is M57 and where is it?").text
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ _EXPORTS = {
     "Assistant": "astrovlm.assistant.rag",
     "ChatSession": "astrovlm.assistant.rag",
     "Answer": "astrovlm.assistant.rag",
-    "find_names": "astrovlm.assistant.rag",
+    "find_names": "astrovlm.assistant.mentions",
+    "ContextBuilder": "astrovlm.assistant.context",
+    "Embedding": "astrovlm.assistant.context",
+    "check_encoder": "astrovlm.assistant.model",
     "load_language_model": "astrovlm.assistant.lm",
 }
 

@@ -34,7 +34,7 @@ from transformers import TextIteratorStreamer
 from astrovlm.assistant.lm import DEFAULT_LM, load_language_model
 from astrovlm.assistant.projector import ModalityProjectors
 from astrovlm.config import atomic_directory, atomic_write_json
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import AstroVLMError, BadArgumentError, IncompatibleError, NotFoundError
 
 PLACEHOLDERS = {"image": "<image>", "spectrum": "<spectrum>"}
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights" / "assistant"
@@ -51,13 +51,53 @@ class AssistantConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    encoder_fingerprint: str | None = None   # the aligned encoder the projector was trained on
+    encoder_fingerprint: str | None = None   # the aligned encoder the projectors were trained on
+    # That encoder's tower fingerprints (modality -> AlignedEncoder.tower_fingerprint): a
+    # projector stays valid on an encoder whose tower for its modality is bit-identical.
+    encoder_towers: dict = field(default_factory=dict)
+    # Encoders the model was not trained on but was measured with after training, each
+    # {"encoder", "towers", "checked_by", "figures", "note"}: loaded with a warning that says so.
+    checked_with: list = field(default_factory=list)
     trained: dict = field(default_factory=dict)  # what training wrote (stages, data, steps)
 
     @classmethod
     def from_dict(cls, d: dict) -> "AssistantConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def check_encoder(config: AssistantConfig, encoder, allow_other: bool = False) -> list[str]:
+    """Check that the assistant's projectors read the vectors they were trained on.
+
+    Returns warnings (empty when all is well). A projector is valid when the encoder is the
+    one it was trained on, or when that encoder's tower for its modality is bit-identical
+    (a later training stage retrained only other towers). Otherwise the model is refused with
+    an ``IncompatibleError`` naming both fingerprints, unless the pair was measured after
+    training (``config.checked_with``) or ``allow_other`` is set: then it loads with a warning.
+    """
+    trained_on = config.encoder_fingerprint
+    if trained_on is None or trained_on == encoder.fingerprint:
+        return []  # no record (an untrained baseline) or the very encoder
+    stale = [m for m in config.modalities
+             if config.encoder_towers.get(m) != encoder.tower_fingerprint(m)]
+    if not stale:
+        return []
+    what = "; ".join(f"the {m} projector was trained on {m} tower "
+                     f"{config.encoder_towers.get(m) or 'unrecorded'}, the loaded encoder's is "
+                     f"{encoder.tower_fingerprint(m)}" for m in stale)
+    head = (f"the assistant was trained on encoder {trained_on}, not on the loaded encoder "
+            f"{encoder.fingerprint}: {what}")
+    checked = next((c for c in config.checked_with if c.get("encoder") == encoder.fingerprint), None)
+    if checked is not None:
+        figures = ", ".join(f"{k} {v}" for k, v in (checked.get("figures") or {}).items())
+        return [f"{head}. This pair was measured after training ({checked.get('checked_by', '?')}: "
+                f"{figures or 'no figures recorded'}); {checked.get('note', '')}".rstrip("; ")
+                + ". Retrain the assistant (training/assistant/) to remove this warning."]
+    if allow_other:
+        return [f"{head}. Loaded anyway (allow_other_encoder): answers about attachments may be wrong."]
+    raise IncompatibleError(f"{head}. Retrain the assistant on this encoder (training/assistant/), or "
+                            "load it anyway with allow_other_encoder=True (--allow-other-encoder)",
+                            field="encoder_fingerprint")
 
 
 class AstroLlava(nn.Module):
@@ -69,7 +109,7 @@ class AstroLlava(nn.Module):
         self.tokenizer = tokenizer
         unknown = set(self.config.modalities) - set(PLACEHOLDERS)
         if unknown:
-            raise AstroVLMError(f"unknown modalities {sorted(unknown)} (known: {sorted(PLACEHOLDERS)})",
+            raise BadArgumentError(f"unknown modalities {sorted(unknown)} (known: {sorted(PLACEHOLDERS)})",
                                 field="modalities")
         # add_tokens(special_tokens=True) is the same call in transformers 4 and 5 (the
         # add_special_tokens keywords were renamed between them).
@@ -123,7 +163,7 @@ class AstroLlava(nn.Module):
         if not (path / "config.json").exists():
             hint = (" (the shipped assistant weights are missing: train them with "
                     "'python training/assistant/train.py')" if path == SHIPPED_DIR else "")
-            raise AstroVLMError(f"not a saved assistant model (no config.json){hint}", path=path)
+            raise NotFoundError(f"not a saved assistant model (no config.json){hint}", path=path)
         config = AssistantConfig.from_dict(json.loads((path / "config.json").read_text()))
         lm, tokenizer = load_language_model(language_model or config.language_model)
         model = cls(lm, tokenizer, config, lora=False)
@@ -131,7 +171,7 @@ class AstroLlava(nn.Module):
         if (adapter / "adapter_config.json").exists():
             model.lm = PeftModel.from_pretrained(model.lm, str(adapter), is_trainable=trainable)
         if not (path / "projector.safetensors").exists():
-            raise AstroVLMError("projector.safetensors is missing", path=path)
+            raise NotFoundError("projector.safetensors is missing", path=path)
         model.projectors.load_state_dict(load_file(str(path / "projector.safetensors")), strict=True)
         if merge and not trainable and hasattr(model.lm, "merge_and_unload"):
             model.lm = model.lm.merge_and_unload()
@@ -144,7 +184,7 @@ class AstroLlava(nn.Module):
         from safetensors.torch import save_file
 
         if self.merged:
-            raise AstroVLMError("this model's LoRA weights were merged into the LM; load it with "
+            raise BadArgumentError("this model's LoRA weights were merged into the LM; load it with "
                                 "merge=False to save the adapter", path=path)
         path = Path(path)
         with atomic_directory(path) as tmp:
@@ -210,7 +250,7 @@ class AstroLlava(nn.Module):
             feats = features.get(m)
             n_feats = 0 if feats is None else (1 if feats.dim() == 1 else feats.shape[0])
             if n_slots != n_feats * k:
-                raise AstroVLMError(f"the prompt has {n_slots // k if k else 0} {PLACEHOLDERS[m]} "
+                raise BadArgumentError(f"the prompt has {n_slots // k if k else 0} {PLACEHOLDERS[m]} "
                                     f"placeholder(s) ({n_slots} tokens) but {n_feats} {m} feature "
                                     f"vector(s) were given", field=m)
             if n_slots == 0:
@@ -231,7 +271,7 @@ class AstroLlava(nn.Module):
             labels[input_ids == pid] = IGNORE_INDEX
         labelled = (labels != IGNORE_INDEX).any(dim=0).nonzero()
         if len(labelled) == 0:
-            raise AstroVLMError("a training batch has no labelled tokens", field="labels")
+            raise BadArgumentError("a training batch has no labelled tokens", field="labels")
         length = input_ids.shape[1]
         keep = length - int(labelled[0]) + 1
         out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=keep)

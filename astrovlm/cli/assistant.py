@@ -35,17 +35,24 @@ def _common(p) -> None:
                    help="base causal LM (folder or hub name) under the adapter; default: the one it was trained on")
     p.add_argument("--dataset", metavar="DIR", help="dataset folder (default: the sample sky)")
     p.add_argument("--index", metavar="DIR", help="index folder (default: the sample sky's index)")
+    p.add_argument("--encoder", metavar="DIR", help="aligned encoder folder (default: the shipped encoder)")
+    p.add_argument("--allow-other-encoder", action="store_true",
+                   help="load an assistant whose projectors were trained on another encoder (with a warning)")
     p.add_argument("--max-new-tokens", type=int, default=96, help="longest answer, in tokens (default 96)")
     p.add_argument("--backend", choices=("transformers", "llamacpp"), default="transformers",
                    help="llamacpp: run the GGUF through llama-cpp-python (text only; needs the extra)")
 
 
 def _assistant(args):
-    from astrovlm.assistant.rag import Assistant
+    from astrovlm.sky import Sky
 
-    assistant = Assistant.from_defaults(args.model, args.dataset, args.index,
-                                        language_model=args.language_model,
-                                        max_new_tokens=args.max_new_tokens)
+    # The default sample sky and its index are built on first use, as the app does; a dataset
+    # or index you name must exist.
+    default = args.dataset is None and args.index is None
+    sky = Sky.open(dataset=args.dataset, index=args.index, encoder=args.encoder, build=default)
+    assistant = sky.assistant(args.model, language_model=args.language_model,
+                              max_new_tokens=args.max_new_tokens,
+                              allow_other_encoder=args.allow_other_encoder)
     if args.backend == "llamacpp":
         from astrovlm.assistant.llamacpp import LlamaCppModel
 

@@ -134,11 +134,11 @@ def cmd_info(args) -> int:
 
 
 def _load_search(args):
-    from astrovlm.index.search import SkySearch
+    from astrovlm.sky import Sky
 
     # Pretrained-backbone loaders print to stdout; keep stdout for the answer (--json).
     with contextlib.redirect_stdout(sys.stderr):
-        return SkySearch.load(args.index, args.encoder)
+        return Sky.open(index=args.index, encoder=args.encoder).retriever
 
 
 def cmd_search(args) -> int:

@@ -21,7 +21,7 @@ import pandas as pd
 from astrovlm.data.names import GREEK, name_key
 from astrovlm.data.records import SkyObject
 from astrovlm.data.sources.openngc import CONSTELLATIONS, row_to_object
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, NotFoundError
 
 def _spectral_class(sptype: str | None) -> str:
     letter = (sptype or "").strip()[:1].upper()
@@ -58,12 +58,32 @@ def _bayer_long(bayer: str | None) -> str | None:
     return f"{GREEK[m.group(1)]}{m.group(2)} {m.group(3)}"
 
 
+_KIND_WORDS = ("Nebula", "Galaxy", "Cluster", "Cloud")
+
+
+def _short_forms(common_name: str) -> list[str]:
+    """Spellings of a common name that people type: "Omega Centauri" -> "omega Cen" (a Greek
+    letter and a constellation's genitive, as Bayer names are abbreviated); "Cat's Eye
+    Nebula" -> "Cat's Eye" (the kind word dropped, when two or more words remain, so that a
+    one-word remainder such as "Ring" or a constellation such as "Triangulum" is not taken
+    for the object)."""
+    out = []
+    words = common_name.split()
+    if len(words) == 2 and words[0].lower() in GREEK.values():
+        abbr = words[1][:3].capitalize()
+        if abbr in CONSTELLATIONS:
+            out.append(f"{words[0]} {abbr}")
+    if len(words) >= 3 and words[-1] in _KIND_WORDS:
+        out.append(" ".join(words[:-1]))
+    return out
+
+
 def _opt(v):
     return None if v is None or pd.isna(v) else float(v)
 
 
 class NameResolver:
-    """Resolve object names offline; unknown names raise ``AstroVLMError`` with suggestions."""
+    """Resolve object names offline; unknown names raise ``NotFoundError`` with suggestions."""
 
     def __init__(self, openngc: pd.DataFrame | None = None, stars: pd.DataFrame | None = None,
                  objects: Iterable[SkyObject] = (), identifiers: pd.DataFrame | None = None):
@@ -132,6 +152,9 @@ class NameResolver:
                             self._add(_bayer_long(v), ("star", int(i)))
         for cname, target in common:
             self._add(cname, target)
+        for cname, target in common:  # shorter spellings people type, never over a real name
+            for short in _short_forms(cname):
+                self._add(short, target, display=False)
 
     @staticmethod
     def _dup_targets(df: pd.DataFrame) -> list[int]:
@@ -175,16 +198,16 @@ class NameResolver:
         return None if target is None else self._object(target)
 
     def resolve(self, name: str) -> SkyObject:
-        """The object called ``name``; ``AstroVLMError`` (with close names) if none is."""
+        """The object called ``name``; ``NotFoundError`` (with close names) if none is."""
         if not name or not str(name).strip():
-            raise AstroVLMError("empty object name", field="name")
+            raise BadArgumentError("empty object name", field="name")
         target = self._index.get(name_key(name))
         if target is None:
             close = self.suggest(name)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             if self.stars is None:
                 hint += " (star names need the KStars table: build the sample sky with 'astrovlm data sample')"
-            raise AstroVLMError(f"no object named '{name}' in OpenNGC, the KStars stars or the "
+            raise NotFoundError(f"no object named '{name}' in OpenNGC, the KStars stars or the "
                                 f"sample sky{hint}", field="name")
         return self._object(target)
 
@@ -196,17 +219,20 @@ class NameResolver:
 
     # -- construction from the sample sky ---------------------------------------------------
     @classmethod
-    def from_dataset(cls, root: str | Path | None = None) -> "NameResolver":
-        """Resolver over a built dataset (its tables and objects), or OpenNGC alone if none."""
+    def from_dataset(cls, root=None) -> "NameResolver":
+        """Resolver over a built dataset (a ``SkyDataset`` or its folder: its tables and
+        objects), or OpenNGC alone if there is none."""
         from astrovlm.config import sample_dir
         from astrovlm.data.records import SkyDataset
         from astrovlm.data.sources.openngc import load_openngc
 
-        root = Path(root) if root else sample_dir()
+        if isinstance(root, SkyDataset):  # already open: do not read its records again
+            dataset, root = root, Path(root.root)
+        else:
+            root = Path(root) if root else sample_dir()
+            dataset = SkyDataset(root) if (root / "objects.jsonl").exists() else None
         openngc = load_openngc()
-        stars, objects = None, []
-        if (root / "objects.jsonl").exists():
-            objects = SkyDataset(root).objects
+        stars, objects = None, dataset.objects if dataset is not None else []
         if (root / "tables" / "stars.parquet").exists():
             stars = pd.read_parquet(root / "tables" / "stars.parquet")
         return cls(openngc, stars, objects)

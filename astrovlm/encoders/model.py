@@ -29,13 +29,17 @@ from torch.nn import functional as F
 from astrovlm.encoders.preprocess import check_views, dihedral_views, image_to_tensor, spectrum_to_tensor
 from astrovlm.encoders.towers import (IMAGE_FEATURE_DIM, TEXT_FEATURE_DIM, ImageBackbone,
                                       ProjectionHead, SpectrumCNN, TextBackbone)
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import (AstroVLMError, BadArgumentError, IncompatibleError, NotFoundError,
+                             UnreadableError)
 
 FORMAT = "astrovlm-aligned-encoder"
 FORMAT_VERSION = 1
 SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "encoder"
 ZERO_SHOT_FILE = "zero_shot.json"
 MODALITIES = ("image", "spectrum", "text")
+# The trained tensors on each modality's path into the shared space (logit_scale is shared).
+_TOWER_TENSORS = {"image": ("image_head.",), "spectrum": ("spectrum_tower.", "spectrum_head."),
+                  "text": ("text_head.",)}
 
 DEFAULT_CONFIG = {
     "format": FORMAT,
@@ -97,6 +101,27 @@ class AlignedEncoder(nn.Module):
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
+    def tower_fingerprint(self, modality: str) -> str:
+        """A hash of one modality's path into the shared space (its tower's config, the head
+        config and its trained tensors). What depends on one modality only, such as the
+        assistant's image projector, records this: it stays valid while a later training
+        stage retrains another tower bit-identically around it."""
+        if modality not in MODALITIES:
+            raise BadArgumentError(f"unknown modality '{modality}' (one of {', '.join(MODALITIES)})",
+                                   field="modality")
+        cached = self.__dict__.setdefault("_tower_fingerprints", {})
+        if modality not in cached:
+            cfg = {"embed_dim": self.config["embed_dim"], "head": self.config["head"],
+                   "tower": self.config[f"{modality}_tower"]}
+            h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
+            prefixes = _TOWER_TENSORS[modality]
+            for name, tensor in sorted(self.trained_state_dict().items()):
+                if name.startswith(prefixes):
+                    h.update(name.encode())
+                    h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            cached[modality] = h.hexdigest()[:16]
+        return cached[modality]
+
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         """What the folder stores: everything but the frozen pretrained backbones."""
         skip = []
@@ -120,6 +145,7 @@ class AlignedEncoder(nn.Module):
             if self.zero_shot_calibration:
                 (tmp / ZERO_SHOT_FILE).write_text(json.dumps(self.zero_shot_calibration, indent=2) + "\n")
         self._fingerprint = None
+        self.__dict__.pop("_tower_fingerprints", None)
         return folder
 
     @classmethod
@@ -132,31 +158,31 @@ class AlignedEncoder(nn.Module):
         if not cfg_path.exists() or not weights.exists():
             hint = " (the shipped encoder is missing: train it with training/encoders/train.py)" \
                 if folder == SHIPPED else ""
-            raise AstroVLMError(f"not an astrovlm encoder folder (needs config.json and model.safetensors){hint}",
+            raise NotFoundError(f"not an astrovlm encoder folder (needs config.json and model.safetensors){hint}",
                                 path=folder)
         try:
             config = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as exc:
-            raise AstroVLMError(f"config.json is not valid JSON ({exc.msg})", path=cfg_path) from None
+            raise UnreadableError(f"config.json is not valid JSON ({exc.msg})", path=cfg_path) from None
         if config.get("format") != FORMAT:
-            raise AstroVLMError(f"not an astrovlm encoder (format {config.get('format')!r})", path=cfg_path)
+            raise IncompatibleError(f"not an astrovlm encoder (format {config.get('format')!r})", path=cfg_path)
         if config.get("format_version") != FORMAT_VERSION:
-            raise AstroVLMError(
+            raise IncompatibleError(
                 f"encoder format version {config.get('format_version')} is not the version this astrovlm "
                 f"reads ({FORMAT_VERSION}); retrain it or use the matching astrovlm release", path=cfg_path)
         model = cls(config)
         try:
             state = load_file(str(weights))
         except (SafetensorError, OSError) as exc:
-            raise AstroVLMError(f"cannot read the weights ({exc})", path=weights) from None
+            raise UnreadableError(f"cannot read the weights ({exc})", path=weights) from None
         expected = set(model.trained_state_dict())
         missing = expected - set(state)
         if missing:
-            raise AstroVLMError(f"weights lack {len(missing)} tensors, e.g. {sorted(missing)[0]}", path=weights)
+            raise UnreadableError(f"weights lack {len(missing)} tensors, e.g. {sorted(missing)[0]}", path=weights)
         try:
             model.load_state_dict(state, strict=False)
         except RuntimeError as exc:
-            raise AstroVLMError(f"weights do not fit the config: {str(exc).splitlines()[0]}", path=weights) from None
+            raise IncompatibleError(f"weights do not fit the config: {str(exc).splitlines()[0]}", path=weights) from None
         model.eval()
         model.zero_shot_calibration = _read_zero_shot(folder / ZERO_SHOT_FILE, model)
         return model
@@ -248,7 +274,7 @@ def _read_zero_shot(path: Path, model: AlignedEncoder) -> dict:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise AstroVLMError(f"{ZERO_SHOT_FILE} is not valid JSON ({exc.msg})", path=path) from None
+        raise UnreadableError(f"{ZERO_SHOT_FILE} is not valid JSON ({exc.msg})", path=path) from None
     if not isinstance(data, dict) or data.get("encoder_fingerprint") != model.fingerprint:
         import warnings
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 IMAGE_TEMPLATES = (
     "a telescope image of {}.",
@@ -90,12 +90,12 @@ def label_phrase(label: str) -> str:
 
 def check_labels(labels) -> list[str]:
     if labels is None:
-        raise AstroVLMError("no labels given", field="labels")
+        raise BadArgumentError("no labels given", field="labels")
     if isinstance(labels, str):
         labels = labels.split(",")
     cleaned = [str(x).strip() for x in labels]
     if any(not x for x in cleaned) or not cleaned:
-        raise AstroVLMError("the label list is empty or has an empty label", field="labels")
+        raise BadArgumentError("the label list is empty or has an empty label", field="labels")
     seen, dups = set(), []
     for x in cleaned:
         key = x.lower()
@@ -103,9 +103,9 @@ def check_labels(labels) -> list[str]:
             dups.append(x)
         seen.add(key)
     if dups:
-        raise AstroVLMError(f"duplicated labels: {', '.join(sorted(set(dups)))}", field="labels")
+        raise BadArgumentError(f"duplicated labels: {', '.join(sorted(set(dups)))}", field="labels")
     if len(cleaned) < 2:
-        raise AstroVLMError("give at least two labels to choose between", field="labels")
+        raise BadArgumentError("give at least two labels to choose between", field="labels")
     return cleaned
 
 
@@ -224,27 +224,43 @@ def fuse(per_modality: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, flo
     return fused, {m: round(v / total, 4) for m, v in info.items()}
 
 
-def classify(encoder, image=None, spectrum=None, labels=None, views: int = IMAGE_VIEWS) -> ZeroShotResult:
+def classify(encoder, image=None, spectrum=None, labels=None, views: int = IMAGE_VIEWS,
+             embeddings: dict | None = None) -> ZeroShotResult:
     """Classify an image and/or a spectrum of one object against text labels.
 
     ``image``: a file path, PIL image or array; ``spectrum``: a ``Spectrum`` or a file path.
     ``labels``: a list or comma-separated string; None picks the default set of the
     modality given (the image set when both are given). ``views``: test-time views of the
     image (1, 4 or 8; 8 costs 8 passes of the image tower, about a second on 2 CPU cores).
+    ``embeddings``: {"image": vector, "spectrum": vector} already made by this encoder, in
+    place of (or beside) the files; used as given (no views are added to a vector).
     """
     from astrovlm.encoders.preprocess import check_views
 
     views = check_views(views)
-    if image is None and spectrum is None:
-        raise AstroVLMError("give an image or a spectrum to classify")
+    given = {m: v for m, v in (embeddings or {}).items() if v is not None}
+    unknown = set(given) - {"image", "spectrum"}
+    if unknown:
+        raise BadArgumentError(f"embeddings of unknown modality {sorted(unknown)} (image or spectrum)",
+                               field="embeddings")
+    if image is None and spectrum is None and not given:
+        raise BadArgumentError("give an image or a spectrum to classify")
+    has_image = image is not None or "image" in given
     if labels is None:
-        labels = DEFAULT_LABELS["image" if image is not None else "spectrum"]
+        labels = DEFAULT_LABELS["image" if has_image else "spectrum"]
     labels = check_labels(labels)
-    per: dict[str, np.ndarray] = {}
+    vectors: dict[str, np.ndarray] = {}
+    for modality, vec in given.items():
+        vec = np.asarray(vec, dtype=np.float32).reshape(1, -1)
+        if vec.shape[1] != encoder.embed_dim:
+            raise BadArgumentError(f"the {modality} vector has {vec.shape[1]} dimensions, the encoder "
+                                   f"{encoder.embed_dim}", field=modality)
+        vectors[modality] = vec
     if image is not None:
-        per["image"] = predict(encoder, embed(encoder, "image", [image], views=views), labels, "image")[0]
+        vectors["image"] = embed(encoder, "image", [image], views=views)
     if spectrum is not None:
-        per["spectrum"] = predict(encoder, embed(encoder, "spectrum", [spectrum]), labels, "spectrum")[0]
+        vectors["spectrum"] = embed(encoder, "spectrum", [spectrum])
+    per = {m: predict(encoder, vectors[m], labels, m)[0] for m in ("image", "spectrum") if m in vectors}
     fused, contrib = fuse(per) if len(per) > 1 else (next(iter(per.values())), {next(iter(per)): 1.0})
     as_dict = lambda p: {lab: round(float(x), 4) for lab, x in zip(labels, p)}  # noqa: E731
     return ZeroShotResult(labels, as_dict(fused), {m: as_dict(p) for m, p in per.items()}, contrib)
@@ -261,5 +277,5 @@ def modality_of(path: str | Path) -> str:
 
     kind = sniff(path)
     if kind not in ("image", "spectrum"):
-        raise AstroVLMError(f"this file is a {kind}, neither an image nor a spectrum", path=path)
+        raise BadArgumentError(f"this file is a {kind}, neither an image nor a spectrum", path=path)
     return kind

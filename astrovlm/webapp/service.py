@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError
+from astrovlm.webapp import formatting as fmt
 from astrovlm.webapp.previews import Previews
 from astrovlm.webapp.uploads import check_upload, public_error, upload_path
 
@@ -71,17 +72,13 @@ class ObjectPage:
 
 # ------------------------------------------------------------------------------ the app
 class SkyApp:
-    def __init__(self, dataset, search, previews: Previews, assistant_loader: Callable | None = None,
-                 resolver=None):
-        from astrovlm.data.resolver import NameResolver
+    """The page's functions over one ``Sky`` (dataset, encoder, index, resolver, retriever)
+    and, loaded in the background, its assistant."""
 
-        self.dataset = dataset
-        # One offline name resolver (OpenNGC, the KStars stars, the sample's objects) for the
-        # object pages and the assistant.
-        self.resolver = resolver if resolver is not None else NameResolver.from_dataset(dataset.root)
-        self.sky = search                   # astrovlm.index.search.SkySearch
-        self.encoder = search.encoder
-        self.index = search.index
+    def __init__(self, sky, previews: Previews, assistant_loader: Callable | None = None):
+        self.sky = sky
+        self.dataset, self.encoder, self.index = sky.dataset, sky.encoder, sky.index
+        self.resolver, self.retriever = sky.resolver, sky.retriever
         self.previews = previews
         # Encoder calls from the page's workers take turns: one call already uses both cores,
         # and Hugging Face fast tokenizers have failed ("Already borrowed") when shared by
@@ -89,9 +86,9 @@ class SkyApp:
         self._encoder_lock = threading.Lock()
         self._images_of: dict[str, list] = {}
         self._spectra_of: dict[str, list] = {}
-        for rec in dataset.images:
+        for rec in self.dataset.images:
             self._images_of.setdefault(rec.object_id, []).append(rec)
-        for rec in dataset.spectra:
+        for rec in self.dataset.spectra:
             # real spectra first: the object page shows an observation before a simulation
             self._spectra_of.setdefault(rec.object_id, []).append(rec)
         for recs in self._spectra_of.values():
@@ -106,63 +103,36 @@ class SkyApp:
 
     # ---------------------------------------------------------------- opening
     @classmethod
-    def open(cls, build: bool = True, load_assistant: bool = True, say: Callable = print,
+    def open(cls, build: bool = True, load_assistant: bool = True,
              encoder_path: str | Path | None = None, assistant_path: str | Path | None = None,
-             ) -> "SkyApp":
+             allow_other_encoder: bool = False) -> "SkyApp":
         """The sample sky, the shipped encoder, the default index and the assistant, from
-        ``$ASTROVLM_HOME``; the sample sky and the index are built first if missing (or if
-        the index was built by another encoder). ``encoder_path`` / ``assistant_path``: your
-        own trained folders instead of the shipped weights."""
-        from astrovlm.config import default_index_dir, sample_dir
-        from astrovlm.data.records import SkyDataset
-        from astrovlm.encoders import AlignedEncoder
-        from astrovlm.index import CrossModalIndex
-        from astrovlm.index.search import SkySearch
+        ``$ASTROVLM_HOME`` (``Sky.open``); the sample sky and the index are built first if
+        missing (or if the index was built by another encoder). ``encoder_path`` /
+        ``assistant_path``: your own trained folders instead of the shipped weights."""
+        from astrovlm.sky import Sky
 
-        root = sample_dir()
-        if not (root / "manifest.json").exists():
-            if not build:
-                raise AstroVLMError("the sample sky is not built; run 'astrovlm data sample'", path=root)
-            from astrovlm.data.sample import build_sample_sky
-
-            say(f"astrovlm: building the sample sky in {root} (first start only) ...")
-            t0 = time.perf_counter()
-            build_sample_sky(root, progress=True)
-            say(f"astrovlm: sample sky built in {time.perf_counter() - t0:.0f} s")
-        dataset = SkyDataset(root)
-        say(f"astrovlm: {dataset!r}")
-        encoder = AlignedEncoder.from_pretrained(encoder_path)
-        index_dir = default_index_dir()
-        try:
-            index = CrossModalIndex.load(index_dir, expected_fingerprint=encoder.fingerprint)
-        except AstroVLMError as exc:
-            if not build:
-                raise
-            from astrovlm.index.build import build_index
-
-            why = "is missing" if not index_dir.exists() else f"cannot be used ({exc})"
-            say(f"astrovlm: the default index {why}; building it in {index_dir} ...")
-            index, summary = build_index(root, encoder=encoder, out=index_dir, progress=True)
-            say(f"astrovlm: index built: {summary['count']} vectors in {summary['seconds']} s")
-        search = SkySearch(encoder, index)
-        loader = (lambda app: _load_assistant(app, assistant_path)) if load_assistant else None
-        app = cls(dataset, search, Previews(), loader)
+        sky = Sky.open(encoder=encoder_path, build=build)
+        loader = None
         if load_assistant:
-            app.start_assistant(say)
+            def loader(app):
+                return app.sky.assistant(assistant_path, allow_other_encoder=allow_other_encoder)
+        app = cls(sky, Previews(), loader)
+        if load_assistant:
+            app.start_assistant()
         return app
 
-    def start_assistant(self, say: Callable = print) -> None:
+    def start_assistant(self) -> None:
         """Load the assistant in the background: the page is usable (search, classify) while
         the language model loads; the chat waits for it."""
         def run():
             t0 = time.perf_counter()
             try:
                 self._assistant = self._assistant_loader(self)
-                say(f"astrovlm: assistant ready ({time.perf_counter() - t0:.0f} s)")
+                log.info("assistant ready (%.0f s)", time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001 - reported on the page, search still works
                 log.exception("the assistant failed to load")
                 self._assistant_error = f"the assistant could not be loaded: {exc}"
-                say(f"astrovlm: {self._assistant_error}")
             finally:
                 self._assistant_ready.set()
 
@@ -183,12 +153,12 @@ class SkyApp:
     # ---------------------------------------------------------------- search
     def search_text(self, query: str, modality: str = "image", k: int = 12) -> Gallery:
         if not isinstance(query, str) or not query.strip():
-            raise AstroVLMError("type a description to search for", field="query")
+            raise BadArgumentError("type a description to search for", field="query")
         mod, k = _search_modality(modality), _check_k(k)
         with self._encoder_lock:
-            result = self.sky.text(query.strip()[:500], modality=mod, k=_fetch(k))
+            result = self.retriever.text(query.strip()[:500], modality=mod, k=k, per_object=PER_SOURCE)
         shown = f"'{query.strip()[:80]}'"
-        return self._gallery(_varied(result, k), f"{_what(mod)} for {shown}")
+        return self._gallery(result, f"{_what(mod)} for {shown}")
 
     def search_file(self, upload, modality: str | None = None, k: int = 12) -> Gallery:
         """Search with an uploaded image or spectrum; by default get the other modality back."""
@@ -199,15 +169,15 @@ class SkyApp:
             if kind == "image":
                 own = self.previews.upload_image(path)
                 with self._encoder_lock:
-                    result = self.sky.image(path, modality=mod, k=_fetch(k))
+                    result = self.retriever.image(path, modality=mod, k=k, per_object=PER_SOURCE)
             else:
                 spectrum = _read_spectrum(path)
                 own = self.previews.upload_spectrum(spectrum, path, title=f"your spectrum: {path.name}")
                 with self._encoder_lock:
-                    result = self.sky.spectrum(spectrum, modality=mod, k=_fetch(k))
+                    result = self.retriever.spectrum(spectrum, modality=mod, k=k, per_object=PER_SOURCE)
         except AstroVLMError as exc:
             raise public_error(exc, path) from None
-        view = self._gallery(_varied(result, k), f"{_what(mod)} nearest to your {kind} *{path.name}*")
+        view = self._gallery(result, f"{_what(mod)} nearest to your {kind} *{path.name}*")
         view.pictures.insert(0, Picture(str(own), f"your {kind}: {path.name}", None))
         return view
 
@@ -225,7 +195,7 @@ class SkyApp:
         if result.reason:
             note += f" {result.reason}."
         if passages:
-            note += "\n\n" + "\n".join(_passage_line(h) for h in passages)
+            note += "\n\n" + "\n".join(fmt.passage_line(h) for h in passages)
         return Gallery(pictures, note, hits)
 
     def _picture(self, hit) -> Picture | None:
@@ -236,11 +206,11 @@ class SkyApp:
             if hit.modality == "image":
                 path = self.previews.image(hit.preview)
             else:
-                path = self.previews.spectrum(hit.preview, title=_spectrum_title(hit))
+                path = self.previews.spectrum(hit.preview, title=fmt.spectrum_title(hit))
         except AstroVLMError as exc:
             log.warning("no preview for %s: %s", hit.item_id, exc)
             return None
-        return Picture(str(path), _caption(hit), hit.object_id)
+        return Picture(str(path), fmt.caption(hit), hit.object_id)
 
     # ---------------------------------------------------------------- classify
     def label_sets(self) -> list[str]:
@@ -254,21 +224,19 @@ class SkyApp:
 
     def classify(self, uploads, labels: str | list | None = None) -> Classification:
         """Zero-shot classification of an image and/or a spectrum of one object."""
-        from astrovlm.encoders.zeroshot import classify
-
         files = [u for u in (uploads if isinstance(uploads, (list, tuple)) else [uploads])
                  if upload_path(u) is not None]
         if not files:
-            raise AstroVLMError("upload an image or a spectrum to classify", field="file")
+            raise BadArgumentError("upload an image or a spectrum to classify", field="file")
         if len(files) > 2:
-            raise AstroVLMError("upload at most two files: one image and one spectrum of the same "
+            raise BadArgumentError("upload at most two files: one image and one spectrum of the same "
                                 "object", field="file")
         image = spectrum = None
         previews, names = [], {}
         for upload in files:
             path, kind = check_upload(upload)
             if kind in names:
-                raise AstroVLMError(f"two {kind}s given ({names[kind]} and {path.name}); give at most "
+                raise BadArgumentError(f"two {kind}s given ({names[kind]} and {path.name}); give at most "
                                     "one image and one spectrum", field="file")
             names[kind] = path.name
             try:
@@ -284,7 +252,7 @@ class SkyApp:
         label_list = _parse_labels(labels)
         try:
             with self._encoder_lock:
-                result = classify(self.encoder, image=image, spectrum=spectrum, labels=label_list)
+                result = self.retriever.classify(image=image, spectrum=spectrum, labels=label_list)
         except AstroVLMError as exc:
             raise public_error(exc, image) from None
         best = result.label
@@ -305,16 +273,18 @@ class SkyApp:
         """(object id, SkyObject) for a name: the offline resolver first (M57, NGC 6720, Ring
         Nebula, HD 37043), then the names stored in the index."""
         if not isinstance(name, str) or not name.strip():
-            raise AstroVLMError("type an object name, e.g. M57 or NGC 6720", field="object")
+            raise BadArgumentError("type an object name, e.g. M57 or NGC 6720", field="object")
         name = name.strip()[:100]
+        # The catalog first (an object the sample sky lacks still gets a page of facts), then
+        # the names stored in the index (e.g. an ingested file's OBJECT card).
         try:
             obj = self.resolver.resolve(name)
             return obj.object_id, self.dataset.get_object(obj.object_id) or obj
-        except AstroVLMError as exc:
+        except NotFoundError as exc:
             try:
-                object_id = self.sky.resolve(name)
-            except AstroVLMError:
-                raise AstroVLMError(str(exc).replace("field 'name': ", ""), field="object") from None
+                object_id = self.retriever.resolve(name)
+            except NotFoundError:
+                raise NotFoundError(str(exc).replace("field 'name': ", ""), field="object") from None
             return object_id, self.dataset.get_object(object_id)
 
     def object_view(self, name: str) -> ObjectPage:
@@ -327,9 +297,9 @@ class SkyApp:
 
             # the object's own vectors (no encoder call): its nearest passages and objects
             query = fuse(self.index.vectors(own_items))
-            text_hits = self.index.search(query, k=6, modality="text").hits
-            neighbours = self.sky.similar(object_id, k=8, modality=["image", "spectrum"])
-        title = _object_title(obj, object_id)
+            text_hits = self.retriever.nearest(query, k=6, modality="text").hits
+            neighbours = self.retriever.similar(object_id, k=8, modality=["image", "spectrum"])
+        title = fmt.object_title(obj, object_id)
         image = spectrum = None
         images = self._images_of.get(object_id, [])
         if images:
@@ -338,8 +308,8 @@ class SkyApp:
         if spectra:
             rec = spectra[0]
             spectrum = str(self.previews.spectrum(self.dataset.path(rec.path),
-                                                  title=_record_spectrum_title(obj, rec), wide=True))
-        facts = _facts_markdown(obj, images, spectra)
+                                                  title=fmt.record_spectrum_title(obj, rec), wide=True))
+        facts = fmt.facts_markdown(obj, images, spectra)
         if not own_items:
             facts += ("\n\n*This object is in the catalog but not in the sample sky: no image, "
                       "spectrum or neighbours.*")
@@ -351,14 +321,14 @@ class SkyApp:
         own = [p for p in self.dataset.passages if p.object_id == object_id]
         lines = ["### Catalog and literature"]
         for p in own[:3]:
-            lines.append(f"**{p.title or 'Catalog card'}** ({p.source}): {_clip(p.text, 600)}")
+            lines.append(f"**{p.title or 'Catalog card'}** ({p.source}): {fmt.clip(p.text, 600)}")
         seen = {f"text:{p.passage_id}" for p in own}
         for h in text_hits:
             if h.item_id in seen:
                 continue
             m = h.metadata
             lines.append(f"*{m.get('source') or 'passage'}* (similarity {h.score:.2f}): "
-                         f"{_clip(m.get('caption', ''), 400)}")
+                         f"{fmt.clip(m.get('caption', ''), 400)}")
         if len(lines) == 1:
             lines.append("No passage about this object.")
         return "\n\n".join(lines)
@@ -368,7 +338,7 @@ class SkyApp:
         if not self._assistant_ready.wait(timeout):
             return None
         if self._assistant is None:
-            raise AstroVLMError(self._assistant_error or "the assistant is not available")
+            raise NotFoundError(self._assistant_error or "the assistant is not available")
         return self._assistant
 
     def chat(self, message, history: list, subjects: list | None = None) -> Iterator[tuple]:
@@ -380,12 +350,12 @@ class SkyApp:
         each a link (``?object=ID``) that opens the object's page."""
         text, files = _message_parts(message)
         if not text and not files:
-            raise AstroVLMError("type a question", field="message")
+            raise BadArgumentError("type a question", field="message")
         attachment = kind = None
         item = None
         if files:
             if len(files) > 1:
-                raise AstroVLMError("attach one file per question", field="file")
+                raise BadArgumentError("attach one file per question", field="file")
             attachment, kind = check_upload(files[0])
             item = attachment if kind == "image" else _public_read_spectrum(attachment)
         question = text or f"What is this {kind}?"
@@ -423,37 +393,20 @@ class SkyApp:
         answer = stream.answer
         if answer.objects:
             subjects = list(answer.objects)
-        history[-1]["content"] = _answer_markdown(answer)
+        history[-1]["content"] = fmt.answer_markdown(answer)
         yield history, None, subjects
 
     def ask(self, question: str, timeout: float | None = 600) -> dict:
         """One question, no chat state: the ``Answer`` as a dict (text, sources, notes)."""
         assistant = self.wait_for_assistant(timeout)
         if assistant is None:
-            raise AstroVLMError("the language model is still loading; try again in a minute")
+            raise NotFoundError("the language model is still loading; try again in a minute")
         with self._encoder_lock:
             stream = assistant.ask(question, stream=True)
         return stream.result().to_dict()
 
 
 # ------------------------------------------------------------------------------ helpers
-def _load_assistant(app: SkyApp, path: str | Path | None = None):
-    """The shipped assistant (or the one saved at ``path``) over the app's own dataset,
-    index, encoder and resolver."""
-    from astrovlm.assistant import Assistant, AstroLlava
-
-    return Assistant(AstroLlava.from_pretrained(path), app.dataset, app.index, app.encoder, app.resolver)
-
-
-SOURCES_HEADING = "**Sources**"
-
-
-def _answer_markdown(answer) -> str:
-    text = answer.text or "(no answer)"
-    notes = "".join(f"\n\n*Note: {n}.*" for n in answer.notes)
-    return text + notes + _sources_markdown(answer.sources)
-
-
 def _question_answer_pairs(history: list[dict]) -> list[tuple[str, str]]:
     """(question, answer) pairs of earlier turns, answers without their sources list."""
     pairs, question = [], None
@@ -463,7 +416,7 @@ def _question_answer_pairs(history: list[dict]) -> list[tuple[str, str]]:
         if m["role"] == "user":
             question = m["content"]
         elif m["role"] == "assistant" and question is not None:
-            pairs.append((question, m["content"].split("\n\n" + SOURCES_HEADING)[0].strip()))
+            pairs.append((question, m["content"].split("\n\n" + fmt.SOURCES_HEADING)[0].strip()))
             question = None
     return pairs
 
@@ -475,7 +428,7 @@ def _message_parts(message) -> tuple[str, list]:
         return message.strip(), []
     if isinstance(message, dict):
         return str(message.get("text") or "").strip(), list(message.get("files") or [])
-    raise AstroVLMError("the message must be text or {'text': ..., 'files': [...]}", field="message")
+    raise BadArgumentError("the message must be text or {'text': ..., 'files': [...]}", field="message")
 
 
 def _plain_message(m) -> dict:
@@ -490,29 +443,6 @@ def _plain_message(m) -> dict:
         elif len(content) == 1:
             content = content[0]
     return {"role": m.get("role", "assistant"), "content": content}
-
-
-def _sources_markdown(sources) -> str:
-    if not sources:
-        return ""
-    lines = ["", "", SOURCES_HEADING]
-    for i, s in enumerate(sources, 1):
-        d = s.to_dict() if hasattr(s, "to_dict") else dict(s)
-        title = d.get("title") or d.get("id")
-        oid = d.get("object_id")
-        credit = f" — {d['credit']}" if d.get("credit") else ""
-        kind = f" ({d['kind'].replace('_', ' ')})" if d.get("kind") else ""
-        if oid:
-            lines.append(f"{i}. [{title}](?object={_url_quote(oid)}){kind}{credit}")
-        else:
-            lines.append(f"{i}. {title}{kind}{credit}")
-    return "\n".join(lines)
-
-
-def _url_quote(s: str) -> str:
-    from urllib.parse import quote
-
-    return quote(s, safe="")
 
 
 def _read_spectrum(path: Path):
@@ -537,9 +467,9 @@ def _parse_labels(labels) -> list[str] | None:
             return None
     labels = list(labels)
     if len(labels) > MAX_LABELS:
-        raise AstroVLMError(f"give at most {MAX_LABELS} labels, got {len(labels)}", field="labels")
+        raise BadArgumentError(f"give at most {MAX_LABELS} labels, got {len(labels)}", field="labels")
     if any(len(str(x)) > 100 for x in labels):
-        raise AstroVLMError("a label is longer than 100 characters", field="labels")
+        raise BadArgumentError("a label is longer than 100 characters", field="labels")
     return labels
 
 
@@ -548,47 +478,23 @@ def _search_modality(modality) -> list[str] | str:
     if m in ("any", "both", "image + spectrum"):
         return ["image", "spectrum"]
     if m not in ("image", "spectrum", "text"):
-        raise AstroVLMError(f"unknown modality '{modality}' (choose image, spectrum, text or any)",
+        raise BadArgumentError(f"unknown modality '{modality}' (choose image, spectrum, text or any)",
                             field="modality")
     return m
 
 
-PER_SOURCE = 2      # a gallery shows at most this many items of one object or template
-
-
-def _fetch(k: int) -> int:
-    """How many hits to ask the index for, so that k remain after ``_varied``."""
-    return k * 4
-
-
-def _varied(result, k: int):
-    """The best ``k`` hits with at most ``PER_SOURCE`` per object (or per template, for
-    spectra of no catalogued object): twelve noisy copies of one template spectrum, or four
-    images of one nebula, tell a user less than twelve different answers."""
-    from astrovlm.index import SearchResult
-
-    kept, count = [], {}
-    for hit in result.hits:
-        key = hit.object_id or hit.metadata.get("template") or hit.item_id
-        if count.get(key, 0) >= PER_SOURCE:
-            continue
-        count[key] = count.get(key, 0) + 1
-        kept.append(hit)
-        if len(kept) == k:
-            break
-    reason = result.reason if not kept else None
-    if kept and len(kept) < k:
-        reason = f"only {len(kept)} match (at most {PER_SOURCE} per object or template)"
-    return SearchResult(kept, k, reason, result.filter)
+# A gallery shows at most this many items of one object or template: twelve noisy copies of
+# one template spectrum, or four images of one nebula, tell a user less than twelve answers.
+PER_SOURCE = 2
 
 
 def _check_k(k) -> int:
     try:
         k = int(k)
     except (TypeError, ValueError):
-        raise AstroVLMError(f"k must be a whole number, got {k!r}", field="k") from None
+        raise BadArgumentError(f"k must be a whole number, got {k!r}", field="k") from None
     if not 1 <= k <= MAX_K:
-        raise AstroVLMError(f"k must be between 1 and {MAX_K}, got {k}", field="k")
+        raise BadArgumentError(f"k must be between 1 and {MAX_K}, got {k}", field="k")
     return k
 
 
@@ -598,92 +504,3 @@ def _what(mod) -> str:
     return {"image": "images", "spectrum": "spectra", "text": "passages"}[mod]
 
 
-def _caption(hit) -> str:
-    """'M57 · 0.412 · planetary nebula' (score first: long captions are cut in the gallery);
-    spectra say so, and simulated ones are flagged."""
-    m = hit.metadata
-    kind = m.get("otype") or m.get("coarse_class") or ""
-    what = "" if hit.modality == "image" else f" · {hit.modality}"
-    z = m.get("redshift")
-    if z and z > 0.001:
-        what += f" z={z:.3f}"
-    sim = " · simulated" if m.get("simulated") else ""
-    return f"{_hit_name(hit)} · {hit.score:.3f}{what}{sim} · {kind}"
-
-
-def _hit_name(hit) -> str:
-    """An object's name; a template spectrum (no object) by its template's name."""
-    m = hit.metadata
-    if m.get("name") or hit.object_id:
-        return m.get("name") or hit.object_id
-    if m.get("template"):
-        return f"template {m['template']}"
-    return hit.item_id.split(":", 1)[-1]
-
-
-def _spectrum_title(hit) -> str:
-    meta = hit.metadata
-    z = meta.get("redshift")
-    sim = " [simulated]" if meta.get("simulated") else ""
-    ztxt = f" (z = {z:.4g})" if z and z > 0.001 else ""
-    # short: a gallery cell is narrow, and the caption carries the type
-    return f"{_clip(_hit_name(hit), 40)}{ztxt}{sim}"
-
-
-def _record_spectrum_title(obj, rec) -> str:
-    name = obj.name if obj else (rec.object_id or rec.spectrum_id)
-    sim = " [simulated]" if rec.simulated else ""
-    z = f" (z = {rec.redshift:.4g})" if rec.redshift and rec.redshift > 0.001 else ""
-    return f"{name} {rec.subclass or rec.spectral_class}{z}{sim}"
-
-
-def _passage_line(hit) -> str:
-    m = hit.metadata
-    return f"- *{m.get('source') or 'passage'}* (score {hit.score:.3f}): {_clip(m.get('caption', ''), 300)}"
-
-
-def _clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
-
-
-def _object_title(obj, object_id: str) -> str:
-    if obj is None:
-        return f"## {object_id}"
-    other = [a for a in obj.aliases if a != obj.name][:4]
-    aka = f" ({', '.join(other)})" if other else ""
-    return f"## {obj.name}{aka}\n{obj.otype}"
-
-
-def _facts_markdown(obj, images, spectra) -> str:
-    rows = []
-    if obj is not None:
-        coord = obj.coord
-        if coord is not None:
-            rows.append(("Position (ICRS)", coord.to_string("hmsdms", precision=1)))
-        for label, value in (("Type", obj.otype), ("Class", obj.coarse_class),
-                             ("Constellation", obj.constellation), ("Hubble type", obj.hubble_type),
-                             ("Spectral type", obj.spectral_type),
-                             ("Redshift", f"{obj.redshift:.5g}" if obj.redshift is not None else None),
-                             ("V magnitude", f"{obj.v_mag:.2f}" if obj.v_mag is not None else None),
-                             ("B magnitude", f"{obj.b_mag:.2f}" if obj.b_mag is not None else None),
-                             ("Size", _size(obj)), ("Aliases", ", ".join(obj.aliases[:8]) or None),
-                             ("Catalog", obj.source or None)):
-            if value not in (None, ""):
-                rows.append((label, str(value)))
-    rows.append(("Images", str(len(images))))
-    n_sim = sum(1 for r in spectra if r.simulated)
-    rows.append(("Spectra", f"{len(spectra)}" + (f" ({n_sim} simulated)" if n_sim else "")))
-    credits = sorted({r.credit for r in images[:1] + spectra[:1] if r.credit})
-    if credits:
-        rows.append(("Credit", "; ".join(credits)))
-    body = "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows)
-    return "### Catalog facts\n| Fact | Value |\n|---|---|\n" + body
-
-
-def _size(obj) -> str | None:
-    if obj.major_axis_arcmin is None:
-        return None
-    if obj.minor_axis_arcmin is None:
-        return f"{obj.major_axis_arcmin:.3g} arcmin"
-    return f"{obj.major_axis_arcmin:.3g} × {obj.minor_axis_arcmin:.3g} arcmin"

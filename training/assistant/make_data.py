@@ -160,7 +160,7 @@ class ExampleMaker:
         e.g. a spectrum with no pixels in the encoder's wavelength range)."""
         prefix = "image:" if modality == "image" else "spectrum:"
         key = (lambda r: r.image_id) if modality == "image" else (lambda r: r.spectrum_id)
-        keep = [r for r in records if prefix + key(r) in self.helper.index]
+        keep = [r for r in records if prefix + key(r) in self.helper.retriever.index]
         self.counts[f"{modality}:not_indexed"] += len(records) - len(keep)
         return keep
 
@@ -169,7 +169,7 @@ class ExampleMaker:
         todo = [r for r in records if r.path not in self._vectors]
         if not todo:
             return
-        enc = self.helper.encoder
+        enc = self.helper.retriever.encoder
         paths = [self.ds.path(r.path) for r in todo]
         encode = enc.encode_images if modality == "image" else enc.encode_spectra
         vecs = encode(paths, batch_size=32, progress=True)
@@ -177,7 +177,7 @@ class ExampleMaker:
 
     # ----- helpers
     def card_source(self, obj) -> Source:
-        return self.helper._card_source(obj)
+        return self.helper.context.card_source(obj)
 
     def names_for(self, obj) -> list[str]:
         """Names a user may type that resolve to this object (name and shown aliases)."""
@@ -309,10 +309,10 @@ class ExampleMaker:
         for rec, obj in tqdm(items, desc=f"{modality}s ({self.split})", unit=modality):
             truth = obj.coarse_class if modality == "image" else rec.spectral_class
             question = self.rng.choice(IMAGE_QUESTIONS if modality == "image" else SPECTRUM_QUESTIONS)
-            self.helper.exclude_objects = {rec.object_id} if rec.object_id else set()
+            self.helper.context.exclude_objects = {rec.object_id} if rec.object_id else set()
             kw = {modality: Embedding(self._vectors[rec.path])}
             r = self.helper.retrieve(question, **kw)
-            self.helper.exclude_objects = set()
+            self.helper.context.exclude_objects = set()
             att = next(i for i, s in enumerate(r.sources, 1) if s.kind == "attachment")
             if not supports(r.sources[att - 1].text, truth):
                 self.counts[f"{modality}:unsupported"] += 1
@@ -410,26 +410,24 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(2)
-    from astrovlm.config import default_index_dir, sample_dir
-    from astrovlm.encoders.model import AlignedEncoder
-    from astrovlm.index import CrossModalIndex
+    from astrovlm.sky import Sky
 
-    ds = SkyDataset(args.dataset or sample_dir())
-    encoder = AlignedEncoder.from_pretrained(args.encoder)
-    index = CrossModalIndex.load(args.index or default_index_dir())
-    build(ds, encoder, index, Path(args.out), args)
+    sky = Sky.open(dataset=args.dataset, encoder=args.encoder, index=args.index)
+    build(sky, Path(args.out), args)
     return 0
 
 
-def build(ds: SkyDataset, encoder, index, out: Path, args) -> dict:
-    """Write stage1/stage2 example files for the train and val splits, and summary.json."""
-    if index.fingerprint != encoder.fingerprint:
-        raise SystemExit(f"the index was built with encoder {index.fingerprint}, not {encoder.fingerprint}")
+def build(sky, out: Path, args) -> dict:
+    """Write stage1/stage2 example files for the train and val splits, and summary.json.
+    ``sky``: ``Sky.open(...)`` (its index was checked against its encoder on opening)."""
+    ds, encoder = sky.dataset, sky.encoder
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"dataset": str(ds.root), "encoder_fingerprint": encoder.fingerprint, "seed": args.seed}
+    summary = {"dataset": str(ds.root), "encoder_fingerprint": encoder.fingerprint,
+               "encoder_towers": {m: encoder.tower_fingerprint(m) for m in ("image", "spectrum")},
+               "seed": args.seed}
     for split in ("train", "val"):
         rng = random.Random(f"{args.seed}:{split}")
-        helper = Assistant(None, ds, index, encoder, allowed_splits={split})
+        helper = Assistant(None, ds, sky.retriever, sky.resolver, allowed_splits={split})
         maker = ExampleMaker(ds, helper, split, rng)
         small = 1.0 if split == "train" else 0.3
         scale = len(maker.objects) / 545 * (1.0 if split == "train" else 0.6)

@@ -1,0 +1,256 @@
+"""What the assistant reads before it answers: numbered sources gathered for one question.
+
+``ContextBuilder.gather`` turns a question (and an optional image or spectrum) into a
+``Retrieval``: each named object's catalog card, one of its observations, the nearest
+literature passages and, for an attachment, its zero-shot class and nearest catalogued
+objects. Every index query goes through the one ``Retriever`` the CLI and the app use, and
+the attachment's class is the ``Retriever.classify`` call of ``astrovlm classify``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from astrovlm.assistant.mentions import find_names
+from astrovlm.assistant.prompts import Source, defuse_controls
+from astrovlm.errors import BadArgumentError, NotFoundError
+
+MAX_QUESTION_CHARS = 500
+
+
+@dataclass
+class Embedding:
+    """An attachment given as its aligned-encoder vector (already encoded), not as a file."""
+
+    vector: object   # (D,) or (1, D) float array
+
+
+@dataclass
+class Retrieval:
+    """What the assistant gathered for one question before generating."""
+
+    question: str
+    sources: list[Source]
+    objects: list = field(default_factory=list)          # SkyObjects
+    notes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    features: dict = field(default_factory=dict)          # modality -> (1, D) numpy vector
+    attachment: dict | None = None
+
+
+class ContextBuilder:
+    """Gathers the numbered sources for a question from a dataset, a retriever and a resolver.
+
+    Without a retriever (no encoder or index) the sources are catalog cards alone and
+    attachments are refused.
+    """
+
+    def __init__(self, dataset=None, retriever=None, resolver=None, *,
+                 max_question_chars: int = MAX_QUESTION_CHARS, k_literature: int = 2,
+                 literature_min_score: float = 0.5, exclude_objects=(), allowed_splits=None):
+        self.dataset, self.retriever = dataset, retriever
+        if resolver is None and dataset is not None:
+            from astrovlm.data.resolver import NameResolver
+
+            resolver = NameResolver.from_dataset(dataset)
+        self.resolver = resolver
+        self.max_question_chars = max_question_chars
+        self.k_literature = k_literature
+        # With an object or an attachment in hand, a literature passage joins the context only
+        # if it is this close to the question: loosely related text costs prompt tokens and
+        # distracts a small model. General questions always get the nearest passages.
+        self.literature_min_score = literature_min_score
+        # Objects never to retrieve as neighbours (a benchmark asking about held-out objects).
+        self.exclude_objects = set(exclude_objects)
+        # Splits that neighbours and literature may come from (None: all). Training data uses
+        # {"train"}; a benchmark on held-out objects keeps their own data out of the neighbours.
+        self.allowed_splits = set(allowed_splits) if allowed_splits else None
+        passages = dataset.passages if dataset is not None else []
+        self._passages = {p.passage_id: p for p in passages}
+        self._cards = {p.object_id: p for p in passages if p.kind == "catalog_card" and p.object_id}
+        self._card_texts: dict[str, str] = {}   # object id -> the card text the model reads
+
+    # ------------------------------------------------------------------ the question
+    def check_question(self, question) -> tuple[str, bool, list[str]]:
+        if not isinstance(question, str) or not question.strip():
+            raise BadArgumentError("the question is empty", field="question")
+        question = " ".join(defuse_controls(question).split())
+        if not question:
+            raise BadArgumentError("the question has no words", field="question")
+        if len(question) <= self.max_question_chars:
+            return question, False, []
+        cut = question[:self.max_question_chars].rsplit(" ", 1)[0] or question[:self.max_question_chars]
+        return cut, True, [f"the question was {len(question)} characters long and was cut to the "
+                           f"first {len(cut)}"]
+
+    def resolve_names(self, question: str) -> tuple[list, list[str]]:
+        """SkyObjects the question names, and notes on names that resolve to nothing."""
+        objects, notes = [], []
+        if self.resolver is None:
+            return objects, notes
+        for name in find_names(question, self.resolver):
+            obj = self.resolve(name)
+            if obj is None:
+                close = self._suggest(name)
+                notes.append(f"no object named '{name}' was found in the catalog"
+                             + (f"; close names: {', '.join(close)}" if close else ""))
+            elif all(o.object_id != obj.object_id for o in objects):
+                objects.append(obj)
+        return objects, notes
+
+    def resolve(self, name: str):
+        """The SkyObject called ``name``, or None if the resolver knows no such name."""
+        try:
+            return self.resolver.resolve(name)
+        except (NotFoundError, BadArgumentError):
+            return None
+
+    def _suggest(self, name: str) -> list[str]:
+        got = self.resolver.suggest(name)
+        return [str(getattr(g, "name", g)) for g in list(got or [])[:5]]
+
+    # ------------------------------------------------------------------ gathering
+    def gather(self, question, image=None, spectrum=None, subjects=()) -> Retrieval:
+        """Everything the prompt will hold. ``subjects``: objects carried over from earlier
+        turns of a chat, used when this question names none ("Where is it?")."""
+        question, truncated, notes = self.check_question(question)
+        objects, name_notes = self.resolve_names(question)
+        notes += name_notes
+        if not objects and subjects and not name_notes and image is None and spectrum is None:
+            objects = list(subjects)  # "Where is it?" (an attachment is a new subject)
+        sources: list[Source] = [self.card_source(o) for o in objects]
+        r = Retrieval(question, sources, objects, notes, truncated)
+        for modality, item in (("image", image), ("spectrum", spectrum)):
+            if item is not None:
+                self._attachment_sources(r, modality, item)
+        if objects:
+            obs = self._observation_source(objects[0])
+            if obs is not None:
+                sources.append(obs)
+        focused = bool(objects) or image is not None or spectrum is not None
+        sources.extend(self._literature_sources(question, {s.id for s in sources},
+                                                k=1 if focused else self.k_literature,
+                                                min_score=self.literature_min_score if focused else None))
+        return r
+
+    def card_source(self, obj) -> Source:
+        from astrovlm.data.cards import catalog_card
+
+        # A card written from the catalog record is rewritten with its cross-identifications
+        # (stored cards name only common names and M/NGC/IC/HD numbers: "What else is NGC 1023
+        # called?" needs PGC/UGC); a card written some other way is used as stored.
+        card = self._cards.get(obj.object_id)
+        text = self._card_texts.get(obj.object_id)
+        if text is None:  # astropy's angle formatting makes a card cost milliseconds: once each
+            if card is None or card.text == catalog_card(obj):
+                text = catalog_card(obj, every_designation=True)
+            else:
+                text = card.text
+            self._card_texts[obj.object_id] = text
+        if card is not None:
+            return Source(card.passage_id, card.title or obj.name, "catalog_card", text,
+                          obj.object_id, card.credit)
+        return Source(f"card:{obj.object_id}", obj.name or obj.object_id, "catalog_card",
+                      text, obj.object_id, obj.source)
+
+    def _attachment_sources(self, r: Retrieval, modality: str, item) -> None:
+        """Encode an attachment; add its zero-shot class and nearest catalogued objects."""
+        if self.retriever is None:
+            raise BadArgumentError(f"an attached {modality} needs the aligned encoder and its index, "
+                                   "which are not loaded (open them with Sky.open)", field=modality)
+        encoder = self.retriever.encoder
+        if isinstance(item, Embedding):
+            vec = np.asarray(item.vector, dtype=np.float32).reshape(1, -1)
+            if vec.shape[1] != encoder.embed_dim:
+                raise BadArgumentError(f"the {modality} vector has {vec.shape[1]} dimensions, the encoder "
+                                       f"{encoder.embed_dim}", field=modality)
+        elif modality == "image":
+            vec = encoder.encode_images([item])
+        else:
+            vec = encoder.encode_spectra([item])
+        # The projector reads the plain (one-view) vector it was trained on; the class named in
+        # the context is the one `astrovlm classify` and the Classify tab give for this file.
+        r.features[modality] = vec
+        if modality == "image" and not isinstance(item, Embedding):
+            result = self.retriever.classify(image=item)
+        else:
+            result = self.retriever.classify(embeddings={modality: vec})
+        ranked = sorted(result.probabilities.items(), key=lambda t: -t[1])
+        info = {"modality": modality, "zero_shot": ranked[0][0],
+                "probabilities": {lab: round(v, 4) for lab, v in ranked}, "neighbours": []}
+        text = (f"Zero-shot class of the attached {modality}: {ranked[0][0]} (p={ranked[0][1]:.2f}; "
+                f"next {ranked[1][0]}, p={ranked[1][1]:.2f}).")
+        neighbours = self.retriever.nearest(vec[0], k=2, modality=modality, per_object=1,
+                                            splits=self.allowed_splits,
+                                            exclude_objects=self.exclude_objects).hits
+        if neighbours:
+            text += " Nearest catalogued " + ("images" if modality == "image" else "spectra") + ": " + "; ".join(
+                f"{self._object_label(h)} (similarity {h.score:.2f})" for h in neighbours) + "."
+        info["neighbours"] = [{"object_id": h.object_id, "item_id": h.item_id, "score": round(h.score, 4),
+                               "name": h.metadata.get("name")} for h in neighbours]
+        r.attachment = info if r.attachment is None else {**r.attachment, modality: info}
+        r.sources.append(Source(f"attachment:{modality}", f"Attached {modality}", "attachment", text,
+                                None, "", None, {"zero_shot": ranked[0][0]}))
+        for h in neighbours[:1]:
+            obj = self.dataset.get_object(h.object_id) if self.dataset is not None else None
+            if obj is not None and all(s.object_id != obj.object_id for s in r.sources):
+                src = self.card_source(obj)
+                src.score = h.score
+                r.sources.append(src)
+
+    def _object_label(self, hit) -> str:
+        """"NGC 7009, planetary nebula" for a catalogued object; the class for an anonymous
+        (e.g. simulated) spectrum."""
+        meta = hit.metadata or {}
+        obj = self.dataset.get_object(hit.object_id) if self.dataset is not None else None
+        kind = (obj.otype if obj else None) or meta.get("otype") or meta.get("coarse_class") or "object"
+        if hit.modality == "spectrum" and meta.get("coarse_class"):
+            kind = meta["coarse_class"] if kind in ("star", "object") else kind
+        name = (obj.name if obj else None) or meta.get("name")
+        if not name:
+            cls = meta.get("coarse_class") or "spectrum"
+            return f"{'an' if cls[0].lower() in 'aeiou' else 'a'} {cls}" + (" (simulated)" if meta.get("simulated") else "")
+        return f"{name}, {kind}"
+
+    def _observation_source(self, obj) -> Source | None:
+        """One image or spectrum of the object from the index, so the answer can point to data."""
+        if self.retriever is None:
+            return None
+        index = self.retriever.index
+        items = index.items_of_object(obj.object_id, modality=("image", "spectrum"))
+        if not items:
+            return None
+        meta = index.item(items[0])
+        modality = meta.get("modality", "image")
+        what = meta.get("caption") or f"{modality} of {obj.name}"
+        flag = " (simulated)" if meta.get("simulated") else ""
+        text = f"{what}{flag}. Source: {meta.get('source') or 'unknown'}."
+        return Source(items[0], f"{modality.capitalize()} of {obj.name}", modality, text, obj.object_id,
+                      meta.get("credit") or "")
+
+    def _literature_sources(self, question: str, have: set, k: int, min_score: float | None) -> list[Source]:
+        if self.retriever is None or k <= 0:
+            return []
+        vec = self.retriever.encode_query(text=question)[0]
+        hits = self.retriever.nearest(vec, k=k + len(have), modality="text", kinds={"literature"},
+                                      splits=self.allowed_splits, min_score=min_score).hits
+        out = []
+        for hit in hits:
+            passage = self._passage_of(hit)
+            if passage is None or passage.passage_id in have:
+                continue
+            out.append(Source(passage.passage_id, passage.title or passage.source, "literature", passage.text,
+                              passage.object_id, passage.credit, hit.score))
+            if len(out) >= k:
+                break
+        return out
+
+    def _passage_of(self, hit):
+        meta = hit.metadata or {}
+        for key in (hit.item_id, meta.get("passage_id"), hit.item_id.split(":", 1)[-1]):
+            if key and key in self._passages:
+                return self._passages[key]
+        return None
+
