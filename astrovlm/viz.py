@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 STRETCHES = ("asinh", "zscale", "linear", "sqrt", "log", "minmax")
 
@@ -48,15 +48,15 @@ def stretch_image(data, stretch: str = "asinh", percentile: float = 99.5) -> np.
     then a stretch (asinh, sqrt, log, linear). Works on 2-D arrays or (bands, H, W) cubes,
     one plane at a time; blank (NaN) pixels come out black."""
     if stretch not in STRETCHES:
-        raise AstroVLMError(f"unknown stretch '{stretch}' (choose from {', '.join(STRETCHES)})",
+        raise BadArgumentError(f"unknown stretch '{stretch}' (choose from {', '.join(STRETCHES)})",
                             field="stretch")
     if not 0 < percentile <= 100:
-        raise AstroVLMError(f"percentile must be in (0, 100], got {percentile}", field="percentile")
+        raise BadArgumentError(f"percentile must be in (0, 100], got {percentile}", field="percentile")
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 3:
         return np.stack([stretch_image(plane, stretch, percentile) for plane in data])
     if data.ndim != 2:
-        raise AstroVLMError(f"an image must be 2-D or (bands, H, W); got shape {data.shape}",
+        raise BadArgumentError(f"an image must be 2-D or (bands, H, W); got shape {data.shape}",
                             field="data")
     finite = np.isfinite(data)
     if not finite.any():
@@ -75,7 +75,7 @@ def image_thumbnail(cutout, size: int = 256, stretch: str | None = None):
     from PIL import Image
 
     if size < 8:
-        raise AstroVLMError(f"thumbnail size must be at least 8 pixels, got {size}", field="size")
+        raise BadArgumentError(f"thumbnail size must be at least 8 pixels, got {size}", field="size")
     img = cutout.to_pil(stretch=stretch)
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     return img
@@ -110,7 +110,7 @@ def plot_spectrum(spectrum, ax=None, title: str | None = None, lines: bool = Tru
     wave = spectrum.wavelength.to_value("Angstrom")
     mask = spectrum.mask
     if not mask.any():
-        raise AstroVLMError("spectrum has no usable pixels to plot", field="flux")
+        raise BadArgumentError("spectrum has no usable pixels to plot", field="flux")
     flux = np.where(mask, spectrum.flux, np.nan)  # NaN breaks the line: masked pixels not drawn
     own_figure = ax is None
     if own_figure:

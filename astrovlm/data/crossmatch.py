@@ -11,19 +11,19 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 
 def check_radius(radius, field: str = "radius") -> u.Quantity:
     """The radius as an angle Quantity; an error for bare numbers, lengths, negatives."""
     if not isinstance(radius, u.Quantity):
-        raise AstroVLMError(f"radius must be an angle Quantity such as 5 * u.arcsec, not "
+        raise BadArgumentError(f"radius must be an angle Quantity such as 5 * u.arcsec, not "
                             f"{type(radius).__name__} {radius!r}", field=field)
     if radius.unit.physical_type != "angle":
-        raise AstroVLMError(f"radius must be an angle, not {radius.unit.physical_type} "
+        raise BadArgumentError(f"radius must be an angle, not {radius.unit.physical_type} "
                             f"({radius})", field=field)
     if not radius.isscalar or not np.isfinite(radius.value) or radius.value <= 0:
-        raise AstroVLMError(f"radius must be one positive, finite angle (got {radius})", field=field)
+        raise BadArgumentError(f"radius must be one positive, finite angle (got {radius})", field=field)
     return radius.to(u.arcsec)
 
 
@@ -31,7 +31,7 @@ def _check_coords(coords, name):
     from astropy.coordinates import SkyCoord
 
     if not isinstance(coords, SkyCoord):
-        raise AstroVLMError(f"{name} must be a SkyCoord, not {type(coords).__name__}", field=name)
+        raise BadArgumentError(f"{name} must be a SkyCoord, not {type(coords).__name__}", field=name)
     if coords.isscalar:
         coords = coords.reshape((1,))
     coords = coords.icrs

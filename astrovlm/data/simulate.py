@@ -16,7 +16,7 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.spectrum import Spectrum
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 C_KMS = 299792.458
 
@@ -73,13 +73,13 @@ def simulate_spectrum(template: Spectrum, *, redshift: float = 0.0, snr: float =
     does not cover are masked (ivar = 0).
     """
     if redshift < 0 or not np.isfinite(redshift):
-        raise AstroVLMError(f"redshift must be >= 0, got {redshift}", field="redshift")
+        raise BadArgumentError(f"redshift must be >= 0, got {redshift}", field="redshift")
     if snr <= 0:
-        raise AstroVLMError(f"S/N must be positive, got {snr}", field="snr")
+        raise BadArgumentError(f"S/N must be positive, got {snr}", field="snr")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     good = template.mask
     if good.sum() < 10:
-        raise AstroVLMError("template has fewer than 10 valid pixels", field="template")
+        raise BadArgumentError("template has fewer than 10 valid pixels", field="template")
     lam_rest = template.wavelength.value[good]
     flux_rest = template.flux[good]
     order = np.argsort(lam_rest)
@@ -91,7 +91,7 @@ def simulate_spectrum(template: Spectrum, *, redshift: float = 0.0, snr: float =
     out_grid = instrument_grid() if grid is None else grid.to_value(u.AA)
     covered = (out_grid >= lam_obs[0]) & (out_grid <= lam_obs[-1])
     if covered.sum() < 50:
-        raise AstroVLMError(
+        raise BadArgumentError(
             f"at z={redshift:.3f} the template covers only {covered.sum()} pixels of the instrument",
             field="redshift")
     flux = np.interp(out_grid, lam_obs, flux_obs, left=0.0, right=0.0)

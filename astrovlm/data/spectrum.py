@@ -13,7 +13,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Spectrum:
 
     def __post_init__(self):
         if not isinstance(self.wavelength, u.Quantity):
-            raise AstroVLMError("wavelength has no unit (give an astropy Quantity)", field="wavelength")
+            raise BadArgumentError("wavelength has no unit (give an astropy Quantity)", field="wavelength")
         self.wavelength = self.wavelength.to(u.AA, equivalencies=u.spectral())
         self.flux = np.asarray(self.flux, dtype=np.float64)
         if self.ivar is not None:

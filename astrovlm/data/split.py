@@ -24,7 +24,7 @@ import hashlib
 from collections import defaultdict
 from typing import Mapping
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 SPLITS = ("train", "val", "test")
 FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
@@ -61,7 +61,7 @@ def assign_splits(strata: Mapping[str, str]) -> dict[str, str]:
     groups: dict[str, list[str]] = defaultdict(list)
     for unit, stratum in strata.items():
         if not unit:
-            raise AstroVLMError("empty unit id", field="unit_id")
+            raise BadArgumentError("empty unit id", field="unit_id")
         groups[stratum].append(unit)
     out: dict[str, str] = {}
     for stratum, units in groups.items():

@@ -29,8 +29,7 @@ from torch.nn import functional as F
 from astrovlm.encoders.preprocess import check_views, dihedral_views, image_to_tensor, spectrum_to_tensor
 from astrovlm.encoders.towers import (IMAGE_FEATURE_DIM, TEXT_FEATURE_DIM, ImageBackbone,
                                       ProjectionHead, SpectrumCNN, TextBackbone)
-from astrovlm.errors import (AstroVLMError, BadArgumentError, IncompatibleError, NotFoundError,
-                             UnreadableError)
+from astrovlm.errors import BadArgumentError, IncompatibleError, NotFoundError, UnreadableError
 
 FORMAT = "astrovlm-aligned-encoder"
 FORMAT_VERSION = 1
@@ -209,7 +208,7 @@ class AlignedEncoder(nn.Module):
         texts = [texts] if isinstance(texts, str) else list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
-                raise AstroVLMError(f"text {i} is empty", field="text")
+                raise BadArgumentError(f"text {i} is empty", field="text")
         out = [self.embed_text_features(self.text_features(texts[i:i + batch_size]))
                for i in range(0, len(texts), batch_size)]
         return _to_numpy(out, self.embed_dim)
@@ -256,7 +255,7 @@ class AlignedEncoder(nn.Module):
 
     def encode(self, modality: str, items) -> np.ndarray:
         if modality not in MODALITIES:
-            raise AstroVLMError(f"unknown modality '{modality}' (choose from {', '.join(MODALITIES)})",
+            raise BadArgumentError(f"unknown modality '{modality}' (choose from {', '.join(MODALITIES)})",
                                 field="modality")
         return {"image": self.encode_images, "spectrum": self.encode_spectra, "text": self.encode_text}[modality](items)
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from astrovlm.data.spectrum import GRID_PIXELS, Spectrum, common_log_grid
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
 
 IMAGE_SIZE = 224
 MIN_SPECTRUM_PIXELS = 64     # on the common grid; fewer cannot be typed honestly
@@ -37,13 +37,13 @@ def load_rgb(source) -> Image.Image:
     else:
         path = Path(source)
         if not path.exists():
-            raise AstroVLMError("file not found", path=path)
+            raise NotFoundError("file not found", path=path)
         if path.suffix.lower() in RASTER_SUFFIXES:
             try:
                 img = Image.open(path)
                 img.load()
             except Exception as exc:  # PIL raises many types for bad files
-                raise AstroVLMError(f"cannot read the image ({exc.__class__.__name__}: {exc})", path=path) from None
+                raise UnreadableError(f"cannot read the image ({exc.__class__.__name__}: {exc})", path=path) from None
         else:
             from astrovlm.data.readers import read_image
 
@@ -78,7 +78,7 @@ VIEW_COUNTS = (1, 4, 8)
 def check_views(views) -> int:
     """The number of test-time views: 1 (the image as given), 4 (its quarter turns) or 8 (and mirrored)."""
     if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or int(views) not in VIEW_COUNTS:
-        raise AstroVLMError(f"views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views!r}",
+        raise BadArgumentError(f"views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views!r}",
                             field="views")
     return int(views)
 
@@ -129,7 +129,7 @@ def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None) -> torch.Ten
     flux = spectrum.flux[good]
     where = name or spectrum.meta.get("FILENAME") or "spectrum"
     if lam.size < 2:
-        raise AstroVLMError("spectrum has fewer than 2 valid pixels", path=where)
+        raise BadArgumentError("spectrum has fewer than 2 valid pixels", path=where)
     order = np.argsort(lam)
     lam, flux = lam[order], flux[order]
     # A grid pixel is usable if it lies inside the data and near a valid input pixel.
@@ -141,7 +141,7 @@ def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None) -> torch.Ten
     near = gap < max(5 * step, np.log(grid[1] / grid[0]) * 3)
     mask = inside & near
     if mask.sum() < MIN_SPECTRUM_PIXELS:
-        raise AstroVLMError(
+        raise BadArgumentError(
             f"spectrum has only {int(mask.sum())} valid pixels in {grid[0]:.0f}-{grid[-1]:.0f} Angstrom "
             f"(need {MIN_SPECTRUM_PIXELS})", path=where)
     resampled = np.interp(grid, lam, flux)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError, UnreadableError
 
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -47,29 +47,29 @@ def check_upload(upload, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[Path, str]:
     """
     path = upload_path(upload)
     if path is None:
-        raise AstroVLMError("no file was uploaded", field="file")
+        raise BadArgumentError("no file was uploaded", field="file")
     name = path.name
     suffix = path.suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
-        raise AstroVLMError(f"file type '{suffix or '(none)'}' is not accepted; upload one of "
+        raise BadArgumentError(f"file type '{suffix or '(none)'}' is not accepted; upload one of "
                             f"{', '.join(UPLOAD_SUFFIXES)}", path=name)
     if not path.is_file():
-        raise AstroVLMError("the upload did not arrive (no such file on the server)", path=name)
+        raise NotFoundError("the upload did not arrive (no such file on the server)", path=name)
     size = path.stat().st_size
     if size == 0:
-        raise AstroVLMError("file is empty", path=name)
+        raise BadArgumentError("file is empty", path=name)
     if size > max_bytes:
-        raise AstroVLMError(f"file is {size / 1048576:.1f} MB; the limit is "
+        raise BadArgumentError(f"file is {size / 1048576:.1f} MB; the limit is "
                             f"{max_bytes / 1048576:.0f} MB", path=name)
     with open(path, "rb") as fh:
         head = fh.read(16)
     if suffix in FITS_SUFFIXES:
         if not head.startswith(_FITS_MAGIC):
-            raise AstroVLMError("is not a FITS file (it does not start with 'SIMPLE  =')", path=name)
+            raise UnreadableError("is not a FITS file (it does not start with 'SIMPLE  =')", path=name)
         return path, fits_kind(path)
     if not head.startswith(_MAGIC[suffix]):
         fmt = "PNG" if suffix == ".png" else "JPEG"
-        raise AstroVLMError(f"is not a {fmt} image (its content does not match the name)", path=name)
+        raise UnreadableError(f"is not a {fmt} image (its content does not match the name)", path=name)
     return path, "image"
 
 
@@ -82,7 +82,7 @@ def fits_kind(path: Path) -> str:
     except AstroVLMError as exc:
         raise public_error(exc, path) from None
     if kind not in ("image", "spectrum"):
-        raise AstroVLMError(f"holds a {kind}, not an image or a spectrum", path=path.name)
+        raise BadArgumentError(f"holds a {kind}, not an image or a spectrum", path=path.name)
     return kind
 
 

@@ -11,15 +11,17 @@ unpacks the ``.deb`` into a folder of our own. Both land in
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from astrovlm.config import data_home
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
+
+log = logging.getLogger(__name__)
 
 # The packages the sample sky reads, each with a path that proves it is unpacked.
 PACKAGES = {
@@ -38,7 +40,7 @@ def debian_cache_dir() -> Path:
 
 def _check_package(package: str) -> str:
     if package not in PACKAGES:
-        raise AstroVLMError(f"unknown data package '{package}' (known: {', '.join(PACKAGES)})",
+        raise BadArgumentError(f"unknown data package '{package}' (known: {', '.join(PACKAGES)})",
                             field="package")
     return PACKAGES[package]
 
@@ -54,7 +56,7 @@ def package_root(package: str, *, progress: bool = True) -> Path:
     if env:
         root = Path(env).expanduser()
         if not (root / marker).exists():
-            raise AstroVLMError(
+            raise NotFoundError(
                 f"{ENV_ROOT} is set but {marker} is not below it; unpack {package} there "
                 f"(dpkg -x {package}_*.deb {root}) or unset {ENV_ROOT}", path=root)
         return root
@@ -64,7 +66,7 @@ def package_root(package: str, *, progress: bool = True) -> Path:
     deb = download(package, progress=progress)
     _unpack(deb, root, package, progress=progress)
     if not (root / marker).exists():
-        raise AstroVLMError(f"{deb.name} unpacked but has no {marker}; is it the right package?",
+        raise UnreadableError(f"{deb.name} unpacked but has no {marker}; is it the right package?",
                             path=deb)
     return root
 
@@ -78,28 +80,28 @@ def download(package: str, *, progress: bool = True) -> Path:
     if found:
         return found[-1]
     if shutil.which("apt-get") is None:
-        raise AstroVLMError(
+        raise NotFoundError(
             f"apt-get is not available, so {package} cannot be fetched; on a non-Debian system "
             f"download {package}_*.deb from packages.debian.org into {debs}, or unpack it and "
             f"point {ENV_ROOT} at the folder")
     if progress:
-        print(f"  fetching {package} with apt-get download ...", file=sys.stderr, flush=True)
+        log.info("fetching %s with apt-get download ...", package)
     result = _apt_download(package, debs)
     if result.returncode != 0 and _is_root():
         # A fresh machine has no package lists yet; only root can fetch them.
         if progress:
-            print("  apt-get download failed; running apt-get update first ...", file=sys.stderr, flush=True)
+            log.info("apt-get download failed; running apt-get update first ...")
         subprocess.run(["apt-get", "update"], capture_output=True, text=True)
         result = _apt_download(package, debs)
     if result.returncode != 0:
         hint = ("run 'sudo apt-get update' and try again" if not _is_root()
                 else "check that the machine reaches a Debian mirror")
-        raise AstroVLMError(
+        raise NotFoundError(
             f"apt-get download {package} failed ({_last_line(result.stderr)}); {hint}, or "
             f"unpack the package yourself and point {ENV_ROOT} at it")
     found = sorted(debs.glob(f"{package}_*.deb"))
     if not found:
-        raise AstroVLMError(f"apt-get download {package} reported success but left no .deb", path=debs)
+        raise NotFoundError(f"apt-get download {package} reported success but left no .deb", path=debs)
     return found[-1]
 
 
@@ -115,17 +117,17 @@ def _apt_download(package: str, where: Path) -> subprocess.CompletedProcess:
 
 def _unpack(deb: Path, root: Path, package: str, *, progress: bool) -> None:
     if shutil.which("dpkg") is None and shutil.which("dpkg-deb") is None:
-        raise AstroVLMError(f"dpkg is not available to unpack {deb.name}; install dpkg or "
+        raise NotFoundError(f"dpkg is not available to unpack {deb.name}; install dpkg or "
                             f"unpack it elsewhere and point {ENV_ROOT} at the folder", path=deb)
     if progress:
-        print(f"  unpacking {deb.name} ...", file=sys.stderr, flush=True)
+        log.info("unpacking %s ...", deb.name)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{package}.tmp-"))
     try:
         tool = ["dpkg", "-x"] if shutil.which("dpkg") else ["dpkg-deb", "-x"]
         result = subprocess.run([*tool, str(deb), str(tmp)], capture_output=True, text=True)
         if result.returncode != 0:
-            raise AstroVLMError(f"dpkg -x failed ({_last_line(result.stderr)}); the file may be "
+            raise UnreadableError(f"dpkg -x failed ({_last_line(result.stderr)}); the file may be "
                                 f"truncated: delete it and build again", path=deb)
         (tmp / _DONE).write_text(deb.name + "\n")
         shutil.rmtree(root, ignore_errors=True)

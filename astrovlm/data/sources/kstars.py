@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from astrovlm.data.names import GREEK
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import NotFoundError, UnreadableError
 
 KSTARS = Path("usr/share/kstars")
 DOCS = Path("usr/share/doc/HTML/en/kstars")
@@ -77,7 +77,7 @@ def read_stars(root: Path) -> pd.DataFrame:
     """stars.dat as a table, with HD numbers joined from KStars' binary star files."""
     path = Path(root) / KSTARS / "stars.dat"
     if not path.exists():
-        raise AstroVLMError("KStars stars.dat not found; is kstars-data unpacked?", path=path)
+        raise NotFoundError("KStars stars.dat not found; is kstars-data unpacked?", path=path)
     rows = []
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -93,7 +93,7 @@ def read_binary_stars(path: Path) -> np.ndarray:
     """KStars' binary star file (``namedstars.dat`` style): records of 32-byte starData."""
     b = path.read_bytes()
     if len(b) < 129 or b[124:126] not in (b"SK", b"KS"):
-        raise AstroVLMError("not a KStars binary star file (no SK marker at byte 124)", path=path)
+        raise UnreadableError("not a KStars binary star file (no SK marker at byte 124)", path=path)
     nfields = struct.unpack("<H", b[127:129])[0]
     off = 129 + 16 * nfields
     ntrixels = struct.unpack("<I", b[off:off + 4])[0]
@@ -103,7 +103,7 @@ def read_binary_stars(path: Path) -> np.ndarray:
                       ("plx", "<i4"), ("hd", "<i4"), ("mag", "<i2"), ("bv", "<i2"),
                       ("sp", "S2"), ("flags", "u1"), ("unused", "u1")])
     if start + count * dtype.itemsize > len(b):
-        raise AstroVLMError(f"index promises {count} stars but the file is shorter", path=path)
+        raise UnreadableError(f"index promises {count} stars but the file is shorter", path=path)
     return np.frombuffer(b[start:start + count * dtype.itemsize], dtype=dtype)
 
 
@@ -170,9 +170,9 @@ def read_supernovae(root: Path) -> pd.DataFrame:
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AstroVLMError("KStars catalog.min.json not found; is kstars-data unpacked?", path=path) from None
+        raise NotFoundError("KStars catalog.min.json not found; is kstars-data unpacked?", path=path) from None
     except json.JSONDecodeError as exc:
-        raise AstroVLMError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path=path) from None
+        raise UnreadableError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path=path) from None
     rows = []
     for e in entries:
         rows.append({

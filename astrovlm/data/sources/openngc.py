@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from astrovlm.data.records import SkyObject
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import NotFoundError, UnreadableError
 
 CREDIT = "OpenNGC by Mattia Verga (via pyongc)"
 LICENSE = "CC-BY-SA-4.0"
@@ -74,11 +74,11 @@ def ongc_db_path() -> Path:
     """The ``ongc.db`` file inside the installed ``pyongc`` package."""
     spec = importlib.util.find_spec("pyongc")
     if spec is None or not spec.submodule_search_locations:
-        raise AstroVLMError("the pyongc package is not installed (pip install pyongc); "
+        raise NotFoundError("the pyongc package is not installed (pip install pyongc); "
                             "it ships the OpenNGC catalog")
     db = Path(list(spec.submodule_search_locations)[0]) / "ongc.db"
     if not db.exists():
-        raise AstroVLMError("pyongc is installed but has no ongc.db", path=db)
+        raise NotFoundError("pyongc is installed but has no ongc.db", path=db)
     return db
 
 
@@ -124,7 +124,7 @@ def _load(db: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         df = pd.read_sql_query("SELECT * FROM objects", con)
         ids = pd.read_sql_query("SELECT name, identifier FROM objIdentifiers", con)
     except Exception as exc:
-        raise AstroVLMError(f"cannot read the OpenNGC tables ({exc})", path=db) from None
+        raise UnreadableError(f"cannot read the OpenNGC tables ({exc})", path=db) from None
     finally:
         con.close()
     df["ra_deg"] = df["ra"].map(lambda r: None if r is None or pd.isna(r) else math.degrees(r))

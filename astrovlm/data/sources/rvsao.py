@@ -38,7 +38,7 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.spectrum import Spectrum
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import NotFoundError, UnreadableError
 
 TEMPLATES = Path("usr/lib/iraf/extern/rvsao/templates")
 SOURCE = "RVSAO templates (Debian iraf-rvsao)"
@@ -156,19 +156,19 @@ def wavelength_from_header(header, npix: int, path: Path | str | None = None) ->
     """Pixel -> wavelength from an IRAF 1-D header (CRVAL1/CD1_1 or W0/WPC, DC-FLAG)."""
     ctype = str(_card(header, "CTYPE1", "") or "").upper()
     if ctype.startswith("MULTISPE"):
-        raise AstroVLMError("multispec wavelength solution is not supported", path=path, field="CTYPE1")
+        raise UnreadableError("multispec wavelength solution is not supported", path=path, field="CTYPE1")
     crval = _card(header, "CRVAL1", _card(header, "W0"))
     step = _card(header, "CD1_1", _card(header, "CDELT1", _card(header, "WPC")))
     crpix = float(_card(header, "CRPIX1", 1.0) or 1.0)
     if crval is None or step is None or float(step) == 0:
-        raise AstroVLMError("no wavelength solution (CRVAL1 and CD1_1/CDELT1)", path=path)
+        raise UnreadableError("no wavelength solution (CRVAL1 and CD1_1/CDELT1)", path=path)
     flag = _card(header, "DC-FLAG")
     if flag is None:  # SDSS writes no DC-FLAG on some files: a start below 5 is log10(Angstrom)
         flag = 1 if float(crval) < 5 else 0
     x = float(crval) + float(step) * (np.arange(npix) + 1 - crpix)
     wave = 10 ** x if int(flag) == 1 else x
     if wave[0] < 500 or wave[-1] > 30000 or np.any(np.diff(wave) <= 0):
-        raise AstroVLMError(f"wavelengths {wave[0]:.0f}-{wave[-1]:.0f} are not an optical spectrum "
+        raise UnreadableError(f"wavelengths {wave[0]:.0f}-{wave[-1]:.0f} are not an optical spectrum "
                             f"(DC-FLAG={flag}, CRVAL1={crval}, step={step})", path=path)
     return wave * u.AA
 
@@ -184,7 +184,7 @@ def read_rvsao_fits(path: Path) -> tuple[Spectrum, object]:
                 header = hdul[0].header.copy()
                 data = np.asarray(hdul[0].data, dtype=np.float64)
         except (OSError, ValueError) as exc:
-            raise AstroVLMError(f"not a readable FITS file ({exc})", path=path) from None
+            raise UnreadableError(f"not a readable FITS file ({exc})", path=path) from None
     if data.ndim == 2:
         # SDSS spectro1d layout: spectrum, continuum-subtracted, error, mask.
         flux = data[0]
@@ -197,7 +197,7 @@ def read_rvsao_fits(path: Path) -> tuple[Spectrum, object]:
     elif data.ndim == 1:
         flux, ivar = data, None
     else:
-        raise AstroVLMError(f"unexpected data shape {data.shape}", path=path)
+        raise UnreadableError(f"unexpected data shape {data.shape}", path=path)
     wave = wavelength_from_header(header, flux.size, path)
     return Spectrum(wave, flux, ivar, flux_unit=_fits_unit(str(_card(header, "BUNIT", "") or ""))), header
 
@@ -223,9 +223,9 @@ def read_hewett_wild(path: Path) -> Spectrum:
     try:
         table = np.loadtxt(path, comments="#")
     except ValueError as exc:
-        raise AstroVLMError(f"not a two-column table ({exc})", path=path) from None
+        raise UnreadableError(f"not a two-column table ({exc})", path=path) from None
     if table.ndim != 2 or table.shape[1] < 2:
-        raise AstroVLMError("expected columns: wavelength, flux", path=path)
+        raise UnreadableError("expected columns: wavelength, flux", path=path)
     return Spectrum(table[:, 0] * u.AA, table[:, 1])
 
 
@@ -264,7 +264,7 @@ def real_spectra(root: Path) -> list[RealSpectrum]:
     """Every real, labelled spectrum of the RVSAO templates (see the module docstring)."""
     folder = Path(root) / TEMPLATES
     if not folder.exists():
-        raise AstroVLMError("RVSAO template folder not found; is iraf-rvsao unpacked?", path=folder)
+        raise NotFoundError("RVSAO template folder not found; is iraf-rvsao unpacked?", path=folder)
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy repairs a malformed Z card in sdssCstar

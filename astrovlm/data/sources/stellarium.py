@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import AstroVLMError, NotFoundError, UnreadableError
 
 NEBULAE = Path("usr/share/stellarium/nebulae/default")
 SKYCULTURES = Path("usr/share/stellarium/skycultures")
@@ -50,7 +50,7 @@ def parse_textures_json(text: str, path: Path | str = "textures.json") -> dict:
     try:
         return json.loads(fixed)
     except json.JSONDecodeError as exc:
-        raise AstroVLMError(f"cannot parse even after repairing numbers: {exc.msg} "
+        raise UnreadableError(f"cannot parse even after repairing numbers: {exc.msg} "
                             f"at line {exc.lineno}", path=path) from None
 
 
@@ -70,7 +70,7 @@ def corners_centre(corners) -> tuple[float, float, float]:
     """
     c = np.asarray(corners, dtype=float)
     if c.shape != (4, 2) or not np.all(np.isfinite(c)):
-        raise AstroVLMError(f"expected 4 finite [ra, dec] corners, got {c.tolist()}", field="worldCoords")
+        raise UnreadableError(f"expected 4 finite [ra, dec] corners, got {c.tolist()}", field="worldCoords")
     v = _unit(c[:, 0], c[:, 1])
     m = v.mean(axis=0)
     m /= np.linalg.norm(m)
@@ -112,7 +112,7 @@ def nebula_images(root: Path) -> list[NebulaImage]:
     folder = Path(root) / NEBULAE
     tj = folder / "textures.json"
     if not tj.exists():
-        raise AstroVLMError("Stellarium textures.json not found; is stellarium-data unpacked?", path=tj)
+        raise NotFoundError("Stellarium textures.json not found; is stellarium-data unpacked?", path=tj)
     data = parse_textures_json(tj.read_text(encoding="utf-8"), tj)
     copyright_file = Path(root) / COPYRIGHT
     licences = ImageLicences(copyright_file.read_text(encoding="utf-8", errors="replace")
@@ -129,7 +129,7 @@ def nebula_images(root: Path) -> list[NebulaImage]:
         try:
             ra, dec, fov = corners_centre(coords[0])
         except AstroVLMError as exc:
-            raise AstroVLMError(f"tile {i} ({url}): {exc}", path=tj) from None
+            raise UnreadableError(f"tile {i} ({url}): {exc}", path=tj) from None
         credit, info = _credit(tile)
         images.append(NebulaImage(path=path, credit=credit, info_url=info,
                                   license=licences.licence_for(credit) if credit else PACKAGE_LICENSE,
