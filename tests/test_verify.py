@@ -15,6 +15,7 @@ from astrovlm.data.checksums import CHECKSUMS, content_hash, verify_dataset
 from astrovlm.data.ingest import ingest_folder
 from astrovlm.data.records import SkyDataset
 from astrovlm.data.writer import DatasetWriter
+from astrovlm.errors import AstroVLMError
 from fits_fixtures import RA0, DEC0, make_image, make_png, make_sdss_table, make_wcs_1d
 
 
@@ -142,3 +143,13 @@ def test_damaged_sample_copy_names_the_file(sample_copy, capsys, how):
     status, out = _verify_cli(sample_copy, capsys)
     assert status == 1 and f"  {rel}: " in out
     assert [p["path"] for p in verify_dataset(sample_copy)["problems"]] == [rel]
+
+
+def test_writer_swaps_in_only_a_finished_dataset(ingested):
+    before = sorted(p.relative_to(ingested) for p in ingested.rglob("*"))
+    with pytest.raises(AstroVLMError, match="finish"):
+        with DatasetWriter(ingested) as w:
+            w.copy(ingested / "objects.jsonl", "images/stray.txt")  # ... and no finish()
+    assert sorted(p.relative_to(ingested) for p in ingested.rglob("*")) == before
+    assert verify_dataset(ingested)["ok"]
+    assert not list(ingested.parent.glob(".dataset.tmp-*"))

@@ -34,6 +34,7 @@ class DatasetWriter:
     def __init__(self, final: str | Path):
         self.final = Path(final)
         self.root: Path | None = None
+        self.manifest: dict | None = None   # set by finish()
         self._swap = None
 
     def __enter__(self) -> "DatasetWriter":
@@ -43,9 +44,15 @@ class DatasetWriter:
             (self.root / folder).mkdir()
         return self
 
-    def __exit__(self, *exc) -> bool | None:
+    def __exit__(self, exc_type, exc, tb) -> bool | None:
         swap, self._swap = self._swap, None
-        return swap.__exit__(*exc)
+        if exc_type is None and self.manifest is None:
+            # a folder without records or manifest is not a dataset: keep the previous one
+            err = BadArgumentError("finish() was not called before the block ended; nothing "
+                                   "was swapped in", path=self.final)
+            swap.__exit__(BadArgumentError, err, None)
+            raise err
+        return swap.__exit__(exc_type, exc, tb)
 
     def path(self, rel: str) -> Path:
         """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
@@ -89,4 +96,5 @@ class DatasetWriter:
         manifest = {**manifest, "files": len(digests), "content_hash": hash_of_digests(digests),
                     "hash_rule": HASH_RULE}
         atomic_write_json(self.root / "manifest.json", manifest)
+        self.manifest = manifest
         return manifest
