@@ -114,9 +114,12 @@ def verify_dataset(root: str | Path) -> dict:
     named = {p["path"] for p in problems}
     problems += [p for p in _missing_record_files(root, digests) if p["path"] not in named]
     if digest != manifest.get("content_hash") and not problems:
-        # an older dataset without checksums.sha256: the hash differs but no file can be named
-        problems.append({"path": ".", "problem": "content hash differs from manifest.json "
-                                                 "(no checksums.sha256 to name the file)"})
+        # a dataset from before checksums.sha256: the hash differs but no file can be named
+        why = ("content hash differs from manifest.json (no checksums.sha256 to name the file)"
+               if "hash_rule" in manifest else
+               "manifest.json has no hash_rule: an ingest by an older astrovlm, which hashed "
+               "differently; ingest the folder again")
+        problems.append({"path": "manifest.json", "problem": why})
     return {"ok": not problems, "content_hash": digest, "manifest_hash": manifest.get("content_hash"),
             "files": len(digests), "problems": problems}
 

@@ -143,7 +143,7 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
         raise NotFoundError("is not a folder", path=folder)
     if out == folder or out in folder.parents:
         raise BadArgumentError("the output must not be the input folder or a folder above it",
-                            path=out)
+                               path=out)
     files = _walk(folder, out)
     if not files:
         raise NotFoundError("folder has no files to ingest", path=folder)
