@@ -2,9 +2,10 @@
 and spectra, against plain ``astropy.io.fits.getdata`` over the same files in the same run
 (the floor: opening each file and reading its pixels, nothing else).
 
-Also timed: the readers alone (sniff + read_image/read_spectrum, no writing), which splits
-the overhead into reading/validating and building the dataset (rendering PNGs, writing
-spectra, grouping, hashing).
+Also timed: the readers alone (sniff + read_image/read_spectrum on the one opened file, as
+ingest reads, no writing), and the CPU time of each stage of building the dataset on the
+files already read (rendering the PNG of an image, writing a spectrum's FITS table, copying
+the science file), which says where the time beyond reading goes.
 
     python benchmarks/ingest_throughput.py            # 300 files, writes results/ingest_throughput.json
     python benchmarks/ingest_throughput.py --n 60     # quicker
@@ -97,11 +98,56 @@ def getdata(files) -> None:
         fits.getdata(f)
 
 
-def readers_only(files) -> None:
-    from astrovlm.data.readers import read_image, read_spectrum, sniff
+def read_one(f):
+    """What ingest does to read a file: sniff it, and read it from the one opened HDUList."""
+    from astrovlm.data.readers import read_image, read_spectrum, sniffed
 
+    with sniffed(f) as found:
+        reader = read_image if found.kind == "image" else read_spectrum
+        return reader(f, hdul=found.hdul)
+
+
+def readers_only(files) -> None:
     for f in files:
-        (read_image if sniff(f) == "image" else read_spectrum)(f)
+        read_one(f)
+
+
+def stage_cpu_ms(files, out: Path) -> dict:
+    """CPU ms per file of each stage ingest runs after reading, on the files already read."""
+    from astrovlm.data.readers import Cutout
+    from astrovlm.viz import image_thumbnail
+
+    read = [read_one(f) for f in files]
+    cutouts = [(f, r) for f, r in zip(files, read) if isinstance(r, Cutout)]
+    spectra = [r for r in read if not isinstance(r, Cutout)]
+
+    def render():
+        for _, c in cutouts:
+            image = image_thumbnail(c, 1024)
+            (image.getchannel(0) if c.n_bands == 1 else image).save(out / "r.png", format="PNG",
+                                                                    compress_level=1)
+
+    def stretch():
+        for _, c in cutouts:
+            c.to_rgb()
+
+    def write_spectra():
+        for s in spectra:
+            s.to_fits(out / "s.fits")
+
+    def copy():
+        import shutil
+
+        for f, _ in cutouts:
+            shutil.copy2(f, out / "c.fits")
+
+    per = {}
+    for name, func, n in (("read", lambda: readers_only(files), len(files)),
+                          ("render_png", render, len(cutouts)), ("of_which_stretch", stretch, len(cutouts)),
+                          ("write_spectrum_fits", write_spectra, len(spectra)),
+                          ("copy_science_file", copy, len(cutouts))):
+        per[f"stage_cpu_ms_{name}"] = round(1000 * timed(func)[1] / max(n, 1), 2)
+    return per
 
 
 def main(argv=None) -> dict:
@@ -134,6 +180,8 @@ def main(argv=None) -> dict:
                 wall, cpu = timed(func)
                 best[key] = (min(best[key][0], wall), min(best[key][1], cpu))
         assert report["ok"] == len(files) and not report["bad"], report["bad"][:3]
+        (Path(tmp) / "stages").mkdir()
+        stages = stage_cpu_ms(files, Path(tmp) / "stages")
     n = len(files)
     result = {
         "ingest_files_per_s": round(n / best["ingest"][0], 2),
@@ -145,6 +193,9 @@ def main(argv=None) -> dict:
         "readers_cpu_files_per_s": round(n / best["readers"][1], 2),
         "getdata_cpu_files_per_s": round(n / best["getdata"][1], 2),
         "ingest_seconds": round(best["ingest"][0], 3),
+        "ingest_cpu_ms_per_file": round(1000 * best["ingest"][1] / n, 2),
+        "getdata_cpu_ms_per_file": round(1000 * best["getdata"][1] / n, 2),
+        **stages,
         "images": counts["images"], "spectra": counts["spectra"],
         "objects": report["objects"], "image_side_px": args.image_size,
         "repeats": args.repeats, "load_average_1min": round(os.getloadavg()[0], 2),
@@ -162,12 +213,17 @@ def main(argv=None) -> dict:
     print(f"  astrovlm ingest_folder  {result['ingest_files_per_s']:8.1f} f/s "
           f"{result['ingest_cpu_files_per_s']:8.1f} f/s  ({result['objects']} objects)")
     print(f"  astrovlm readers only   {result['readers_files_per_s']:8.1f} f/s "
-          f"{result['readers_cpu_files_per_s']:8.1f} f/s  (sniff + read + checks, no writing)")
+          f"{result['readers_cpu_files_per_s']:8.1f} f/s  (sniff + read + checks on one open, no writing)")
     print(f"  fits.getdata (baseline) {result['getdata_files_per_s']:8.1f} f/s "
           f"{result['getdata_cpu_files_per_s']:8.1f} f/s  (first data HDU only)")
     print(f"  fits.open, all HDUs     {result['getdata_all_hdus_files_per_s']:8.1f} f/s")
     print(f"  ingest takes {result['ingest_overhead_vs_getdata']}x the wall time of getdata "
           f"(load average {result['load_average_1min']} on {result['cpu_count']} CPUs)")
+    print(f"  ingest CPU per file {result['ingest_cpu_ms_per_file']} ms (getdata "
+          f"{result['getdata_cpu_ms_per_file']} ms); its stages, CPU ms:")
+    for key, value in stages.items():
+        print(f"    {key.removeprefix('stage_cpu_ms_'):22s} {value:7.2f}  "
+              f"per {'file' if key.endswith('read') else 'spectrum' if 'spectrum' in key else 'image'}")
     print(f"wrote {args.out}")
     return result
 

@@ -234,7 +234,7 @@ def test_files_exist_and_open(sample_sky):
 
 @pytest.mark.sample
 def test_manifest_and_summary(sample_sky):
-    from astrovlm.data.sample import verify_dataset
+    from astrovlm.data.checksums import verify_dataset
 
     check = verify_dataset(sample_sky.root)
     assert check["ok"], check

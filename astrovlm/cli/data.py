@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from astrovlm.cli import add_json_flag, emit
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, NotFoundError
 
 
 def add_commands(sub) -> None:
@@ -57,18 +57,19 @@ def _dataset_root(path: str | None) -> Path:
     root = Path(path).expanduser() if path else sample_dir()
     if not (root / "objects.jsonl").exists():
         hint = "build it with 'astrovlm data sample'" if not path else "not an astrovlm dataset"
-        raise AstroVLMError(f"no dataset here; {hint}", path=root)
+        raise NotFoundError(f"no dataset here; {hint}", path=root)
     return root
 
 
 # --- sample -------------------------------------------------------------------------------------
 
 def cmd_sample(args) -> int:
-    from astrovlm.data.sample import N_SIMULATED, build_sample_sky
+    from astrovlm.data.sample import build_sample_sky
+    from astrovlm.data.variants import N_SIMULATED
 
     n = N_SIMULATED if args.simulated is None else args.simulated
     if n < 0:
-        raise AstroVLMError("must be 0 or more", field="--simulated")
+        raise BadArgumentError("must be 0 or more", field="--simulated")
     summary = build_sample_sky(args.out, progress=True, n_simulated=n)
     emit(summary, args.json, format_summary)
     return 0
@@ -79,6 +80,8 @@ def _classes(d: dict) -> str:
 
 
 def format_summary(s: dict) -> str:
+    if "objects" not in s:  # a damaged dataset whose records cannot be counted
+        return "\n".join([f"dataset   {s.get('root', '')}", _verified_line(s)] + _problem_lines(s))
     tables = s.get("tables", {})
     splits = s.get("splits", {})
     n_classes = sum(1 for k, v in s.get("image_classes", {}).items() if v and k not in ("other", "unmatched"))
@@ -101,21 +104,38 @@ def format_summary(s: dict) -> str:
         rows.append(("built in", f"{s['seconds']} s"))
     if s.get("content_hash"):
         rows.append(("content hash", s["content_hash"]))
-    if "verified" in s:
-        rows.append(("verified", "yes: files match the manifest" if s["verified"] else "NO: files differ from the manifest"))
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    if "verified" in s:
+        lines += [_verified_line(s, width)] + _problem_lines(s)
+    return "\n".join(lines)
+
+
+def _verified_line(s: dict, width: int = 8) -> str:
+    verdict = "yes: files match the manifest" if s["verified"] else "NO: files differ from the manifest"
+    return f"{'verified':<{width}}  {verdict}"
+
+
+def _problem_lines(s: dict) -> list[str]:
+    return [f"  {p['path']}: {p['problem']}" for p in s.get("problems", [])]
 
 
 # --- info -------------------------------------------------------------------------------------
 
 def cmd_info(args) -> int:
-    from astrovlm.data.sample import dataset_summary, verify_dataset
+    from astrovlm.config import sample_dir
+    from astrovlm.data.checksums import verify_dataset
+    from astrovlm.data.manifest import dataset_summary
 
-    root = _dataset_root(args.path)
-    summary = dataset_summary(root)
+    root = Path(args.path).expanduser() if args.path else sample_dir()
+    if args.verify and (root / "manifest.json").exists() and not (root / "objects.jsonl").exists():
+        # objects.jsonl is gone: no summary to show, but the check still names what is lost
+        summary = {"root": str(root)}
+    else:
+        summary = dataset_summary(_dataset_root(args.path))
     if args.verify:
-        summary["verified"] = verify_dataset(root)["ok"]
+        check = verify_dataset(root)
+        summary["verified"], summary["problems"] = check["ok"], check["problems"]
     emit(summary, args.json, format_summary)
     return 0 if summary.get("verified", True) else 1
 
@@ -189,12 +209,12 @@ def parse_radius(text: str):
     try:
         q = u.Quantity(text)
     except (TypeError, ValueError):
-        raise AstroVLMError(f"'{text}' is not an angle with a unit, e.g. 5arcsec or 0.01deg",
+        raise BadArgumentError(f"'{text}' is not an angle with a unit, e.g. 5arcsec or 0.01deg",
                             field="--radius") from None
     if q.unit.physical_type != "angle":
-        raise AstroVLMError(f"'{text}' is not an angle (give a unit, e.g. 5arcsec)", field="--radius")
+        raise BadArgumentError(f"'{text}' is not an angle (give a unit, e.g. 5arcsec)", field="--radius")
     if q.value <= 0:
-        raise AstroVLMError(f"'{text}' must be positive", field="--radius")
+        raise BadArgumentError(f"'{text}' must be positive", field="--radius")
     return q
 
 

@@ -17,15 +17,16 @@ position (friends-of-friends within ``radius``: FITS WCS centre, header RA/Dec) 
 OBJECT keyword. Users' data has no train/val/test split: every record is "train" (the
 split of the sample sky is for training astrovlm; ingested data is searched, not learned from).
 
-Bad files are skipped and reported; the dataset is built in a temp folder and swapped in at
-the end, so an interrupted ingest leaves the previous one intact.
+Each file is opened and parsed once: the sniff that decides its kind hands the reader the
+open FITS file (``readers.sniffed``). Bad files are skipped and reported. The dataset is
+written by the one dataset writer (``astrovlm.data.writer``: the same checksums and content
+hash as the sample sky, so ``astrovlm data info --verify`` checks it) and swapped in at the
+end, so an interrupted ingest leaves the previous one intact.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +34,15 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
-from astrovlm.config import atomic_directory, atomic_write_json
 from astrovlm.data.crossmatch import check_radius, crossmatch, group_by_position
 from astrovlm.data.names import is_generic_name, name_key
 from astrovlm.data.readers import (
-    catalog_coords, read_catalog, read_image, read_spectrum, read_text, sniff)
+    catalog_coords, read_catalog, read_image, read_spectrum, read_text, sniffed)
 from astrovlm.data.readers.catalog import CLASS_COLUMNS, NAME_COLUMNS, REDSHIFT_COLUMNS, find_column
 from astrovlm.data.records import (
-    IMAGE_CLASSES, SPECTRUM_CLASSES, ImageRecord, Passage, SkyObject, SpectrumRecord, write_jsonl)
-from astrovlm.errors import AstroVLMError
+    IMAGE_CLASSES, SPECTRUM_CLASSES, ImageRecord, Passage, SkyObject, SpectrumRecord)
+from astrovlm.data.writer import DatasetWriter
+from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError, UnreadableError
 
 SPLIT = "train"
 SPLIT_NOTE = ("users' data has no train/val/test split; every ingested record is 'train' "
@@ -115,11 +116,11 @@ def _walk(folder: Path, out: Path) -> list[Path]:
     return files
 
 
-def _unique(directory: Path, stem: str, suffix: str) -> Path:
-    candidate, n = directory / f"{stem}{suffix}", 2
-    while candidate.exists():
-        candidate, n = directory / f"{stem}-{n}{suffix}", n + 1
-    return candidate
+def _unique(w: DatasetWriter, folder: str, stem: str, suffix: str) -> str:
+    rel, n = f"{folder}/{stem}{suffix}", 2
+    while w.path(rel).exists():
+        rel, n = f"{folder}/{stem}-{n}{suffix}", n + 1
+    return rel
 
 
 def _full_suffix(path: Path) -> str:
@@ -139,36 +140,34 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
     radius = check_radius(radius)
     folder, out = Path(folder).expanduser().resolve(), Path(out).expanduser().resolve()
     if not folder.is_dir():
-        raise AstroVLMError("is not a folder", path=folder)
+        raise NotFoundError("is not a folder", path=folder)
     if out == folder or out in folder.parents:
-        raise AstroVLMError("the output must not be the input folder or a folder above it",
-                            path=out)
+        raise BadArgumentError("the output must not be the input folder or a folder above it",
+                               path=out)
     files = _walk(folder, out)
     if not files:
-        raise AstroVLMError("folder has no files to ingest", path=folder)
+        raise NotFoundError("folder has no files to ingest", path=folder)
     t0 = time.perf_counter()
     bad: list[dict] = []
     items: list[_Item] = []
     catalogs: list[dict] = []
     texts: list[tuple[str, str]] = []
-    with atomic_directory(out) as tmp:
-        for sub in ("images", "spectra", "tables"):
-            (tmp / sub).mkdir()
+    with DatasetWriter(out) as w:
         n_images = n_spectra = 0
         for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
             rel = path.relative_to(folder).as_posix()
             try:
-                kind = sniff(path)
-                if kind == "image":
-                    items.append(_ingest_image(path, rel, tmp, n_images + 1))
-                    n_images += 1
-                elif kind == "spectrum":
-                    items.append(_ingest_spectrum(path, rel, tmp, n_spectra + 1))
-                    n_spectra += 1
-                elif kind == "catalog":
-                    catalogs.append(_ingest_catalog(path, rel, tmp))
-                else:
-                    texts.append((rel, read_text(path)))
+                with sniffed(path) as found:  # the file is opened once, here
+                    if found.kind == "image":
+                        items.append(_ingest_image(found, rel, w, n_images + 1))
+                        n_images += 1
+                    elif found.kind == "spectrum":
+                        items.append(_ingest_spectrum(found, rel, w, n_spectra + 1))
+                        n_spectra += 1
+                    elif found.kind == "catalog":
+                        catalogs.append(_ingest_catalog(found, rel, w))
+                    else:
+                        texts.append((rel, read_text(path)))
             except AstroVLMError as exc:
                 bad.append({"path": rel, "error": str(exc)})
             except (OSError, MemoryError, ValueError, TypeError, KeyError, IndexError) as exc:
@@ -176,14 +175,10 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
                 bad.append({"path": rel, "error": f"{path}: unexpected {type(exc).__name__}: {exc}"})
         n_ok = len(items) + len(catalogs) + len(texts)
         if n_ok == 0:
-            raise AstroVLMError(f"no readable files ({len(bad)} bad; first: "
-                                f"{bad[0]['error'] if bad else 'none'})", path=folder)
+            raise UnreadableError(f"no readable files ({len(bad)} bad; first: "
+                                  f"{bad[0]['error'] if bad else 'none'})", path=folder)
         objects = _group(items, catalogs, radius)
         passages = _passages(texts, objects, items)
-        write_jsonl(tmp / "objects.jsonl", objects)
-        write_jsonl(tmp / "images.jsonl", [i.record for i in items if i.kind == "image"])
-        write_jsonl(tmp / "spectra.jsonl", [i.record for i in items if i.kind == "spectrum"])
-        write_jsonl(tmp / "passages.jsonl", passages)
         report = {
             "ok": n_ok, "bad": bad,
             "images": sum(i.kind == "image" for i in items),
@@ -195,7 +190,6 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
             "radius_arcsec": float(radius.to_value(u.arcsec)),
             "split": SPLIT, "split_note": SPLIT_NOTE,
             "source_folder": str(folder), "out": str(out),
-            "seconds": round(time.perf_counter() - t0, 3),
         }
         manifest = {
             "kind": "user ingest", "source": SOURCE, "source_folder": str(folder),
@@ -205,31 +199,36 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
             "bad_files": len(bad), "split_note": SPLIT_NOTE,
             "tables": [c["table"] for c in catalogs],
             "credits": "the user's own files; see each record's 'source'",
-            "content_hash": _content_hash(tmp),
         }
-        atomic_write_json(tmp / "manifest.json", manifest)
-        atomic_write_json(tmp / "summary.json", report)
+        w.finish(objects, [i.record for i in items if i.kind == "image"],
+                 [i.record for i in items if i.kind == "spectrum"], passages, manifest)
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+        w.write_json("summary.json", report)
     return report
 
 
-def _ingest_image(path: Path, rel: str, tmp: Path, n: int) -> _Item:
+def _ingest_image(found, rel: str, w: DatasetWriter, n: int) -> _Item:
     from astrovlm.viz import image_thumbnail
 
-    cutout = read_image(path)
+    cutout = read_image(found.path, hdul=found.hdul)
     image_id = f"USER-IMG-{n:04d}"
-    suffix = _full_suffix(path)
+    suffix = _full_suffix(found.path)
     if cutout.display_ready and suffix in (".png", ".jpg", ".jpeg"):
-        target = tmp / "images" / f"{image_id}{suffix}"
-        shutil.copy2(path, target)
+        target = w.copy(found.path, f"images/{image_id}{suffix}")
     else:
-        shutil.copy2(path, tmp / "images" / f"{image_id}{suffix}")  # the science file, kept
-        target = tmp / "images" / f"{image_id}.png"
+        w.copy(found.path, f"images/{image_id}{suffix}")  # the science file, kept
+        target = f"images/{image_id}.png"
+        rendering = image_thumbnail(cutout, RENDER_MAX_SIDE)
+        if cutout.n_bands == 1:
+            # one band renders grey: an 8-bit grey PNG holds the same pixels as the RGB one
+            # (every reader converts it back to RGB) at a third of the zlib work
+            rendering = rendering.getchannel(0)
         # fast zlib level: the rendering is a view of the FITS beside it, not an archive
-        image_thumbnail(cutout, RENDER_MAX_SIDE).save(target, format="PNG", compress_level=1)
+        rendering.save(w.path(target), format="PNG", compress_level=1)
     center = cutout.center
     fov = cutout.fov()
     record = ImageRecord(
-        image_id=image_id, object_id=None, path=f"images/{target.name}",
+        image_id=image_id, object_id=None, path=target,
         credit="user's own data", license="", source=f"user file: {rel}",
         ra_deg=None if center is None else float(center.ra.deg),
         dec_deg=None if center is None else float(center.dec.deg),
@@ -238,11 +237,11 @@ def _ingest_image(path: Path, rel: str, tmp: Path, n: int) -> _Item:
     return _Item(rel=rel, kind="image", coord=center, name=cutout.name, record=record)
 
 
-def _ingest_spectrum(path: Path, rel: str, tmp: Path, n: int) -> _Item:
-    spectrum = read_spectrum(path)
+def _ingest_spectrum(found, rel: str, w: DatasetWriter, n: int) -> _Item:
+    spectrum = read_spectrum(found.path, hdul=found.hdul, table=found.table)
     spectrum_id = f"USER-SPEC-{n:04d}"
     spectrum.meta.setdefault("ORIGFILE", Path(rel).name)
-    spectrum.to_fits(tmp / "spectra" / f"{spectrum_id}.fits")
+    path = w.write_spectrum(spectrum, f"spectra/{spectrum_id}.fits")
     meta = spectrum.meta
     coord = None
     if meta.get("RA") is not None and meta.get("DEC") is not None:
@@ -255,7 +254,7 @@ def _ingest_spectrum(path: Path, rel: str, tmp: Path, n: int) -> _Item:
         good = spectrum.mask
         snr = float(np.median(np.abs(spectrum.flux[good]) * np.sqrt(spectrum.ivar[good])))
     record = SpectrumRecord(
-        spectrum_id=spectrum_id, object_id=None, path=f"spectra/{spectrum_id}.fits",
+        spectrum_id=spectrum_id, object_id=None, path=path,
         spectral_class=coarse_spectral_class(meta),
         subclass=str(meta.get("SUBCLASS", "") or ""), redshift=z if z is not None else 0.0,
         snr=snr, credit="user's own data", source=f"user file: {rel}", simulated=False,
@@ -273,15 +272,17 @@ def _finite(value) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def _ingest_catalog(path: Path, rel: str, tmp: Path) -> dict:
-    table = read_catalog(path)
+def _ingest_catalog(found, rel: str, w: DatasetWriter) -> dict:
+    path = found.path
+    table = read_catalog(path, hdul=found.hdul, table=found.table)
     coords = None
     if table.meta.get("ra_column"):
         try:
             coords = catalog_coords(table, path=path)
         except AstroVLMError:
             coords = None  # the table is still kept; it just names no object by position
-    target = _unique(tmp / "tables", re.sub(r"[^\w\-]+", "_", Path(rel).stem) or "catalog", ".parquet")
+    target_rel = _unique(w, "tables", re.sub(r"[^\w\-]+", "_", Path(rel).stem) or "catalog", ".parquet")
+    target = w.path(target_rel)
     clean = table.copy(copy_data=False)
     clean.meta = {"source_file": rel}
     for name in clean.colnames:
@@ -291,7 +292,7 @@ def _ingest_catalog(path: Path, rel: str, tmp: Path) -> dict:
     try:
         clean.write(target, format="parquet")
     except Exception as exc:  # pyarrow refuses some column types; say which file
-        raise AstroVLMError(f"catalog could not be written as Parquet ({type(exc).__name__}: "
+        raise UnreadableError(f"catalog could not be written as Parquet ({type(exc).__name__}: "
                             f"{str(exc)[:160]})", path=path) from None
     name_col = find_column(table, NAME_COLUMNS)
     by_name = {}
@@ -299,7 +300,7 @@ def _ingest_catalog(path: Path, rel: str, tmp: Path) -> dict:
         for k, value in enumerate(table[name_col]):
             by_name.setdefault(_group_key(str(value)), k)
     by_name.pop("", None)
-    return {"rel": rel, "table": f"tables/{target.name}", "rows": len(table), "data": table,
+    return {"rel": rel, "table": target_rel, "rows": len(table), "data": table,
             "coords": coords, "by_name": by_name}
 
 
@@ -476,14 +477,3 @@ def _chunks(text: str, limit: int = PASSAGE_CHARS) -> list[str]:
     if current:
         chunks.append(current)
     return chunks
-
-
-def _content_hash(root: Path) -> str:
-    """sha256 over every file's relative path and bytes, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode())
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()

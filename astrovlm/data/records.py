@@ -7,9 +7,12 @@ A dataset folder (the sample sky, or what ``astrovlm data ingest`` makes of a us
     spectra.jsonl      one SpectrumRecord per line; files under spectra/ (FITS tables)
     passages.jsonl     one Passage per line (literature chunks and catalog cards)
     tables/            catalogs as Parquet (openngc, stars, supernovae)
+    checksums.sha256   sha256 of every other file (``sha256sum -c`` checks it)
     manifest.json      counts, credits and licences, content hash
     summary.json       what the build printed, as JSON
 
+``astrovlm.data.writer.DatasetWriter`` writes this form (the sample sky and ``ingest`` both
+use it); ``astrovlm.data.checksums.verify_dataset`` checks a folder against it.
 Everything is plain data so that other tools (pandas, astropy, jq) read it too.
 Angles are stored in degrees (ICRS), wavelengths in Angstrom; the record classes
 turn them into ``SkyCoord`` / ``Quantity`` for callers.
@@ -22,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
 
 SPLITS = ("train", "val", "test")
 
@@ -148,7 +151,7 @@ def read_jsonl(path: str | Path, cls: type[T]) -> list[T]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise AstroVLMError(f"line {lineno} is not valid JSON ({exc.msg})", path=path) from None
+                raise UnreadableError(f"line {lineno} is not valid JSON ({exc.msg})", path=path) from None
             out.append(cls(**{k: v for k, v in row.items() if k in names}))
     return out
 
@@ -159,7 +162,7 @@ class SkyDataset:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         if not (self.root / "objects.jsonl").exists():
-            raise AstroVLMError(
+            raise NotFoundError(
                 "not an astrovlm dataset (no objects.jsonl); build one with "
                 "'astrovlm data sample' or 'astrovlm data ingest DIR'", path=self.root)
         self.objects: list[SkyObject] = read_jsonl(self.root / _FILES[SkyObject], SkyObject)
@@ -172,7 +175,7 @@ class SkyDataset:
         try:
             return self._by_id[object_id]
         except KeyError:
-            raise AstroVLMError(f"no object with id '{object_id}'", path=self.root) from None
+            raise NotFoundError(f"no object with id '{object_id}'", path=self.root) from None
 
     def get_object(self, object_id: str | None) -> SkyObject | None:
         return self._by_id.get(object_id) if object_id else None
@@ -182,7 +185,7 @@ class SkyDataset:
 
     def split(self, name: str) -> "SplitView":
         if name not in SPLITS:
-            raise AstroVLMError(f"unknown split '{name}' (choose from {', '.join(SPLITS)})", field="split")
+            raise BadArgumentError(f"unknown split '{name}' (choose from {', '.join(SPLITS)})", field="split")
         return SplitView(self, name)
 
     def __repr__(self) -> str:

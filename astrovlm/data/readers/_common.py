@@ -2,7 +2,8 @@
 
 Users' files are messy (IRAF headers with unparsable cards, truncated downloads, files named
 .fits that are not), so every FITS access here turns astropy's exceptions into an
-``AstroVLMError`` that names the file and says what is wrong.
+``AstroVLMError`` of its kind (``NotFoundError``, ``UnreadableError``, ``BadArgumentError``)
+that names the file and says what is wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Iterator
 import astropy.units as u
 import numpy as np
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
 
 # Images larger than this are refused from the header, before any pixel is read: a 16k x 16k
 # float image is 1 GiB, and nothing astrovlm does with an image needs more than a cutout.
@@ -34,26 +35,33 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz
 def check_nonempty(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
-        raise AstroVLMError("no such file", path=path)
+        raise NotFoundError("no such file", path=path)
     if path.is_dir():
-        raise AstroVLMError("is a folder, not a file", path=path)
+        raise BadArgumentError("is a folder, not a file", path=path)
     if path.stat().st_size == 0:
-        raise AstroVLMError("file is empty", path=path)
+        raise UnreadableError("file is empty", path=path)
     return path
 
 
 @contextmanager
-def open_fits(path: str | Path) -> Iterator:
-    """``fits.open`` that fails with a clear message on empty, corrupt or non-FITS files."""
+def open_fits(path: str | Path, hdul=None) -> Iterator:
+    """``fits.open`` that fails with a clear message on empty, corrupt or non-FITS files.
+
+    ``hdul``: the file as the caller already opened it (``readers.sniffed``); it is used as
+    it is and left open, so a file is opened and its headers parsed once.
+    """
     from astropy.io import fits
 
+    if hdul is not None:
+        yield hdul
+        return
     path = check_nonempty(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # IRAF headers warn on every non-standard card
             hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
     except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
-        raise AstroVLMError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
+        raise UnreadableError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
     try:
         yield hdul
     finally:
@@ -72,7 +80,7 @@ def iter_hdus(hdul, path) -> Iterator:
             return
         except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
             if i == 0:
-                raise AstroVLMError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
+                raise UnreadableError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
             return  # trailing junk after the last HDU: keep what was readable
         yield i, hdu
         i += 1
@@ -86,7 +94,7 @@ def pick_hdu(hdul, hdu, path):
             return hdul[hdu]
     except (IndexError, KeyError):
         names = [h.name or str(i) for i, h in iter_hdus(hdul, path)]
-        raise AstroVLMError(f"has no HDU {hdu!r} (it has {len(names)}: {', '.join(names)})",
+        raise NotFoundError(f"has no HDU {hdu!r} (it has {len(names)}: {', '.join(names)})",
                             path=path) from None
 
 
@@ -97,7 +105,7 @@ def hdu_data(hdu, path) -> np.ndarray:
             warnings.simplefilter("ignore")
             data = hdu.data
     except (OSError, ValueError, TypeError, EOFError, IndexError, zlib.error) as exc:
-        raise AstroVLMError(f"corrupt or truncated FITS file: the data of HDU '{hdu.name}' "
+        raise UnreadableError(f"corrupt or truncated FITS file: the data of HDU '{hdu.name}' "
                             f"cannot be read ({_reason(exc)})", path=path) from None
     return data
 

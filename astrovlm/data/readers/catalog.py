@@ -11,7 +11,7 @@ import numpy as np
 
 from astrovlm.data.readers._common import (
     check_nonempty, hdu_data, is_table_hdu, iter_hdus, open_fits, pick_hdu)
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, UnreadableError
 
 TABLE_SUFFIXES = (".csv", ".ecsv", ".tsv", ".parquet", ".pq", ".vot", ".votable", ".xml")
 
@@ -31,10 +31,13 @@ CLASS_COLUMNS = ("class", "otype", "type", "obj_type", "main_type", "spectype", 
 REDSHIFT_COLUMNS = ("z", "redshift", "z_best", "zspec", "z_spec", "rvz_redshift")
 
 
-def read_table(path: str | Path, hdu: int | str | None = None):
-    """Any table file astropy reads, chosen by content and suffix, as an astropy ``Table``."""
+def read_table(path: str | Path, hdu: int | str | None = None, *, hdul=None):
+    """Any table file astropy reads, chosen by content and suffix, as an astropy ``Table``.
+    ``hdul``: the FITS file already open (``readers.sniffed``), so it is not opened again."""
     from astropy.table import Table
 
+    if hdul is not None:
+        return _fits_table(Path(path), hdu, hdul)
     path = check_nonempty(path)
     with open(path, "rb") as fh:
         head = fh.read(512)
@@ -59,41 +62,45 @@ def read_table(path: str | Path, hdu: int | str | None = None):
             table = Table.read(path, format=fmt) if fmt else Table.read(path, format="ascii")
     except Exception as exc:  # astropy's readers raise a zoo of types on malformed input
         kind = fmt or "table"
-        raise AstroVLMError(f"unreadable {kind} file ({type(exc).__name__}: "
+        raise UnreadableError(f"unreadable {kind} file ({type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})",
                             path=path) from None
     return table
 
 
-def _fits_table(path: Path, hdu):
+def _fits_table(path: Path, hdu, opened=None):
     from astropy.table import Table
 
-    with open_fits(path) as hdul:
+    with open_fits(path, opened) as hdul:
         if hdu is not None:
             chosen = pick_hdu(hdul, hdu, path)
             if not is_table_hdu(chosen):
-                raise AstroVLMError(f"HDU {hdu!r} is not a table", path=path)
+                raise BadArgumentError(f"HDU {hdu!r} is not a table", path=path)
         else:
             chosen = next((h for _, h in iter_hdus(hdul, path) if is_table_hdu(h)), None)
             if chosen is None:
-                raise AstroVLMError("has no table in it (no BINTABLE or TABLE HDU)", path=path)
+                raise UnreadableError("has no table in it (no BINTABLE or TABLE HDU)", path=path)
         hdu_data(chosen, path)  # turns a truncated table into a clear error
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return Table.read(chosen, format="fits", character_as_bytes=False)
         except Exception as exc:
-            raise AstroVLMError(f"table '{chosen.name}' cannot be read ({str(exc)[:200]})",
+            raise UnreadableError(f"table '{chosen.name}' cannot be read ({str(exc)[:200]})",
                                 path=path) from None
 
 
-def read_catalog(path: str | Path, hdu: int | str | None = None):
+def read_catalog(path: str | Path, hdu: int | str | None = None, *, hdul=None, table=None):
     """A catalog as an astropy ``Table`` with at least one row. Where RA/Dec columns are
-    found their names are in ``table.meta['ra_column']`` / ``['dec_column']``."""
-    path = check_nonempty(path)
-    table = read_table(path, hdu)
+    found their names are in ``table.meta['ra_column']`` / ``['dec_column']``.
+
+    ``hdul`` / ``table``: the FITS file already open, or the table already read
+    (``readers.sniffed``), so the file is not opened and parsed again."""
+    path = Path(path) if hdul is not None or table is not None else check_nonempty(path)
+    if table is None:
+        table = read_table(path, hdu, hdul=hdul)
     if len(table) == 0:
-        raise AstroVLMError("catalog has no rows", path=path)
+        raise UnreadableError("catalog has no rows", path=path)
     pair = find_radec_columns(table)
     if pair:
         table.meta["ra_column"], table.meta["dec_column"] = pair
@@ -134,7 +141,7 @@ def catalog_coords(table, path=None):
     path = path or table.meta.get("source_file")
     pair = find_radec_columns(table)
     if pair is None:
-        raise AstroVLMError("catalog has no RA/Dec columns (looked for ra/dec, RAJ2000/DEJ2000, "
+        raise UnreadableError("catalog has no RA/Dec columns (looked for ra/dec, RAJ2000/DEJ2000, "
                             "ra_deg/dec_deg, RA_ICRS/DE_ICRS, ... and pos.eq UCDs; found "
                             f"{', '.join(table.colnames[:15])})", path=path)
     ra_name, dec_name = pair
@@ -145,19 +152,19 @@ def catalog_coords(table, path=None):
         try:
             return SkyCoord(ra_s, dec_s, unit=(u.hourangle, u.deg), frame="icrs")
         except (ValueError, TypeError) as exc:
-            raise AstroVLMError(f"RA/Dec text cannot be parsed as sexagesimal ({str(exc)[:120]})",
+            raise UnreadableError(f"RA/Dec text cannot be parsed as sexagesimal ({str(exc)[:120]})",
                                 path=path, field=ra_name) from None
     ra = _angle_values(ra_col, ra_name, path)
     dec = _angle_values(dec_col, dec_name, path)
     finite = np.isfinite(ra) & np.isfinite(dec)
     if not finite.any():
-        raise AstroVLMError("catalog has no row with a finite RA and Dec", path=path, field=ra_name)
+        raise UnreadableError("catalog has no row with a finite RA and Dec", path=path, field=ra_name)
     if np.any(np.abs(dec[finite]) > 90):
-        raise AstroVLMError(f"Dec values outside -90..90 degrees (max |Dec| = "
+        raise UnreadableError(f"Dec values outside -90..90 degrees (max |Dec| = "
                             f"{np.abs(dec[finite]).max():.4g}); wrong column or unit?",
                             path=path, field=dec_name)
     if np.any(ra[finite] < -360) or np.any(ra[finite] > 360):
-        raise AstroVLMError("RA values outside 0..360 degrees; wrong column or unit?",
+        raise UnreadableError("RA values outside 0..360 degrees; wrong column or unit?",
                             path=path, field=ra_name)
     return SkyCoord(np.mod(ra, 360.0) * u.deg, dec * u.deg, frame="icrs")
 
@@ -165,7 +172,7 @@ def catalog_coords(table, path=None):
 def _angle_values(col, name, path) -> np.ndarray:
     """Degrees as floats (masked -> NaN); a column without a unit is taken as degrees."""
     if col.dtype.kind not in "fiu":
-        raise AstroVLMError(f"column is not numeric ({col.dtype})", path=path, field=name)
+        raise UnreadableError(f"column is not numeric ({col.dtype})", path=path, field=name)
     values = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
     unit = getattr(col, "unit", None)
     if unit is None:
@@ -173,4 +180,4 @@ def _angle_values(col, name, path) -> np.ndarray:
     try:
         return (values * unit).to_value(u.deg)
     except (u.UnitConversionError, TypeError, ValueError):
-        raise AstroVLMError(f"unit '{unit}' is not an angle", path=path, field=name) from None
+        raise UnreadableError(f"unit '{unit}' is not an angle", path=path, field=name) from None

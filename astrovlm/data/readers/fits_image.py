@@ -16,7 +16,7 @@ import numpy as np
 from astrovlm.data.readers._common import (
     FITS_SUFFIXES, MAX_IMAGE_BANDS, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, card, check_nonempty, hdu_data,
     hdu_shape, header_coord, is_image_hdu, iter_hdus, object_name, open_fits, pick_hdu)
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, UnreadableError
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PIL_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
@@ -90,9 +90,13 @@ class Cutout:
         return Image.fromarray(self.to_rgb(stretch, percentile), mode="RGB")
 
 
-def read_image(path: str | Path, hdu: int | str | None = None) -> Cutout:
+def read_image(path: str | Path, hdu: int | str | None = None, *, hdul=None) -> Cutout:
     """Read a FITS image (the first HDU with 2-D data or a multi-band cube, or ``hdu``) or a
-    PNG/JPEG file into a ``Cutout``. The file's content decides, not its name."""
+    PNG/JPEG file into a ``Cutout``. The file's content decides, not its name.
+
+    ``hdul``: the FITS file already open (``readers.sniffed``), so it is not opened again."""
+    if hdul is not None:
+        return _read_fits_image(Path(path), hdu, hdul)
     path = check_nonempty(path)
     with open(path, "rb") as fh:
         head = fh.read(8)
@@ -108,7 +112,7 @@ def check_image_size(shape: tuple[int, ...], path, what: str = "image") -> None:
     h, w = shape[-2], shape[-1]
     bands = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
     if h > MAX_IMAGE_SIDE or w > MAX_IMAGE_SIDE or h * w * bands > MAX_IMAGE_PIXELS:
-        raise AstroVLMError(
+        raise UnreadableError(
             f"{what} of {w} x {h} pixels" + (f" x {bands} bands" if bands > 1 else "")
             + f" is too large (limit {MAX_IMAGE_SIDE} pixels a side and "
             f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels); cut out the region you need first",
@@ -132,14 +136,14 @@ def image_hdu_kind(hdu) -> str | None:
     return None
 
 
-def _read_fits_image(path: Path, hdu) -> Cutout:
-    with open_fits(path) as hdul:
+def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
+    with open_fits(path, opened) as hdul:
         if hdu is not None:
             chosen = pick_hdu(hdul, hdu, path)
             kind = image_hdu_kind(chosen)
             if kind is None:
                 shape = hdu_shape(chosen) if is_image_hdu(chosen) else None
-                raise AstroVLMError(
+                raise BadArgumentError(
                     f"HDU {hdu!r} holds no image (" + (f"data shape {shape}" if shape is not None
                                                         else "it is a table") + ")", path=path)
         else:
@@ -152,17 +156,17 @@ def _read_fits_image(path: Path, hdu) -> Cutout:
                     break
             if chosen is None:
                 if "spectrum" in kinds:
-                    raise AstroVLMError("holds a spectrum, not an image (read it with "
+                    raise UnreadableError("holds a spectrum, not an image (read it with "
                                         "read_spectrum)", path=path)
-                raise AstroVLMError("has no image in it (no HDU with 2-D data or a 3-D cube)",
+                raise UnreadableError("has no image in it (no HDU with 2-D data or a 3-D cube)",
                                     path=path)
         if kind == "spectrum":
-            raise AstroVLMError(f"HDU {hdu!r} holds a spectrum, not an image (read it with "
+            raise BadArgumentError(f"HDU {hdu!r} holds a spectrum, not an image (read it with "
                                 "read_spectrum)", path=path)
         shape = hdu_shape(chosen)
         check_image_size(shape, path)
         if len(shape) == 3 and shape[0] > MAX_IMAGE_BANDS:
-            raise AstroVLMError(
+            raise UnreadableError(
                 f"is a data cube with {shape[0]} planes (an IFU or radio cube?); a multi-band "
                 f"image has at most {MAX_IMAGE_BANDS} bands: pick a plane or collapse it first",
                 path=path)
@@ -171,7 +175,7 @@ def _read_fits_image(path: Path, hdu) -> Cutout:
     data = np.asarray(data, dtype=np.float32).reshape(shape)
     data[~np.isfinite(data)] = np.nan  # inf from bad scaling is as blank as NaN
     if not np.isfinite(data).any():
-        raise AstroVLMError("image has no finite pixels (all blank)", path=path)
+        raise UnreadableError("image has no finite pixels (all blank)", path=path)
     wcs = _celestial_wcs(header)
     center = None
     if wcs is not None:
@@ -249,11 +253,11 @@ def _read_pil(path: Path) -> Cutout:
                 rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
                 data, bands, ready = np.moveaxis(rgb, -1, 0).copy(), ["R", "G", "B"], True
     except UnidentifiedImageError:
-        raise AstroVLMError("unknown file type (not FITS, PNG or JPEG)", path=path) from None
+        raise UnreadableError("unknown file type (not FITS, PNG or JPEG)", path=path) from None
     except Image.DecompressionBombError as exc:
-        raise AstroVLMError(f"image is too large ({exc})", path=path) from None
+        raise UnreadableError(f"image is too large ({exc})", path=path) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise AstroVLMError(f"corrupt or truncated image file ({str(exc)[:200]})", path=path) from None
+        raise UnreadableError(f"corrupt or truncated image file ({str(exc)[:200]})", path=path) from None
     return Cutout(data=data, header={"format": fmt, "mode": mode}, path=str(path), bands=bands,
                   origin="upper", display_ready=ready)
 

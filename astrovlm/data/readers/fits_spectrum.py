@@ -29,7 +29,7 @@ from astrovlm.data.readers.spectrum_table import (
     META_KEYS, assume_angstrom, finish_spectrum, ivar_from_error, spectral_columns,
     spectrum_from_table)
 from astrovlm.data.spectrum import Spectrum
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, UnreadableError
 
 _STANDARD_SPECTRAL = ("WAVE", "AWAV", "FREQ", "ENER", "WAVN", "VOPT", "ZOPT")
 _IRAF_CTYPES = ("LINEAR", "LAMBDA", "WAVELENGTH", "PIXEL", "MULTISPE", "ANGSTROM")
@@ -56,17 +56,25 @@ def looks_like_spectrum_image(header, shape) -> bool:
                 or card(header, "CRVAL1") is not None)
 
 
-def read_spectrum(path: str | Path, hdu: int | str | None = None, index: int = 0) -> Spectrum:
+def read_spectrum(path: str | Path, hdu: int | str | None = None, index: int = 0, *,
+                  hdul=None, table=None) -> Spectrum:
     """Read a spectrum from FITS (any layout above), ECSV/CSV/Parquet/VOTable tables, or
     plain two/three-column text. ``hdu`` picks a FITS HDU; ``index`` picks one spectrum of
-    a file that holds several (rows of a 2-D array or of a table of vector columns)."""
+    a file that holds several (rows of a 2-D array or of a table of vector columns).
+
+    ``hdul`` / ``table``: the FITS file already open, or the table already read
+    (``readers.sniffed``), so the file is not opened and parsed again."""
+    if hdul is not None:
+        return _read_fits_spectrum(Path(path), hdu, index, hdul)
+    if table is not None:
+        return spectrum_from_table(table, Path(path), index=index)
     path = check_nonempty(path)
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith((b"SIMPLE", b"\x1f\x8b")):
         return _read_fits_spectrum(path, hdu, index)
     if hdu is not None:
-        raise AstroVLMError(f"hdu={hdu!r} given but the file is not FITS", path=path)
+        raise BadArgumentError(f"hdu={hdu!r} given but the file is not FITS", path=path)
     from astrovlm.data.readers.catalog import TABLE_SUFFIXES, read_table
 
     name = path.name.lower()
@@ -79,8 +87,8 @@ def read_spectrum(path: str | Path, hdu: int | str | None = None, index: int = 0
     return read_text_spectrum(path, index=index)
 
 
-def _read_fits_spectrum(path: Path, hdu, index: int) -> Spectrum:
-    with open_fits(path) as hdul:
+def _read_fits_spectrum(path: Path, hdu, index: int, opened=None) -> Spectrum:
+    with open_fits(path, opened) as hdul:
         hdus = list(iter_hdus(hdul, path))
         primary = hdus[0][1].header if hdus else None
         if hdu is None:
@@ -94,7 +102,7 @@ def _read_fits_spectrum(path: Path, hdu, index: int) -> Spectrum:
             meta.update(_meta_from_companion(hdus, index))
             table = _table(chosen, path)
             if not len(table):
-                raise AstroVLMError(f"spectrum table '{chosen.name}' has no rows", path=path)
+                raise UnreadableError(f"spectrum table '{chosen.name}' has no rows", path=path)
             raw_units = {}
             for i, col in enumerate(chosen.columns, 1):
                 unit = card(chosen.header, f"TUNIT{i}")
@@ -102,7 +110,7 @@ def _read_fits_spectrum(path: Path, hdu, index: int) -> Spectrum:
                     raw_units[col.name] = str(unit)
             return spectrum_from_table(table, path, index=index, meta=meta, raw_units=raw_units)
         if not is_image_hdu(chosen):
-            raise AstroVLMError(f"HDU {hdu!r} holds neither a table nor an array", path=path)
+            raise BadArgumentError(f"HDU {hdu!r} holds neither a table nor an array", path=path)
         shape = hdu_shape(chosen)
         header = chosen.header
         if chosen is not hdus[0][1]:
@@ -114,7 +122,7 @@ def _read_fits_spectrum(path: Path, hdu, index: int) -> Spectrum:
             rows = np.asarray(hdu_data(chosen, path), dtype=np.float64).reshape(shape)
             flux, ivar = _rows_to_flux_ivar(rows, header, index, path)
         else:
-            raise AstroVLMError(f"HDU '{chosen.name}' holds a {shape} array: not a spectrum "
+            raise UnreadableError(f"HDU '{chosen.name}' holds a {shape} array: not a spectrum "
                                 "(an image? read it with read_image)", path=path)
         wave_values, unit = wavelength_solution(header, len(flux), path, meta)
         flux_unit = str(card(header, "BUNIT", "") or meta.pop("BUNIT", "") or "")
@@ -142,7 +150,7 @@ def _find_spectrum_hdu(hdus, path):
                          else f"a {'x'.join(map(str, shape[::-1]))} image")
         elif is_table_hdu(hdu):
             kinds.append(f"a table '{hdu.name}' without wavelength/flux columns")
-    raise AstroVLMError("has no spectrum in it (found " + (", ".join(kinds) or "nothing")
+    raise UnreadableError("has no spectrum in it (found " + (", ".join(kinds) or "nothing")
                         + ")", path=path)
 
 
@@ -156,7 +164,7 @@ def _table(hdu, path):
             warnings.simplefilter("ignore")
             return Table.read(hdu, format="fits", character_as_bytes=False)
     except (ValueError, TypeError) as exc:
-        raise AstroVLMError(f"table '{hdu.name}' cannot be read ({str(exc)[:160]})", path=path) from None
+        raise UnreadableError(f"table '{hdu.name}' cannot be read ({str(exc)[:160]})", path=path) from None
 
 
 def _rows_to_flux_ivar(rows: np.ndarray, header, index: int, path):
@@ -175,7 +183,7 @@ def _rows_to_flux_ivar(rows: np.ndarray, header, index: int, path):
             flux_row = 0  # SDSS spSpec: flux, continuum-subtracted flux, error, mask
         else:
             if not 0 <= index < rows.shape[0]:
-                raise AstroVLMError(f"has {rows.shape[0]} spectra (rows); index {index} is out of "
+                raise BadArgumentError(f"has {rows.shape[0]} spectra (rows); index {index} is out of "
                                     "range", path=path)
             flux_row = index
     if err_row is None and ivar_row is None and sdss_layout and rows.shape[0] >= 3 and not labels:
@@ -200,7 +208,7 @@ def wavelength_solution(header, n: int, path, meta: dict):
         return _standard_wcs(header, n, path, meta, ctype)
     dcflag = header_number(header, "DC-FLAG")
     if dcflag is not None and dcflag < 0:
-        raise AstroVLMError("is not wavelength calibrated (DC-FLAG = -1)", path=path)
+        raise UnreadableError("is not wavelength calibrated (DC-FLAG = -1)", path=path)
     crval = header_number(header, "CRVAL1")
     delta = header_number(header, "CD1_1") or header_number(header, "CDELT1")
     if crval is None and header_number(header, "W0") is not None:
@@ -208,10 +216,10 @@ def wavelength_solution(header, n: int, path, meta: dict):
     if crval is None and header_number(header, "COEFF0") is not None:
         crval, delta = header_number(header, "COEFF0"), header_number(header, "COEFF1")
     if crval is None or not delta:
-        raise AstroVLMError("has no wavelength solution (no CRVAL1 with CDELT1 or CD1_1 in the "
+        raise UnreadableError("has no wavelength solution (no CRVAL1 with CDELT1 or CD1_1 in the "
                             "header)", path=path, field="CRVAL1")
     if ctype == "PIXEL" and crval == 1 and delta == 1:
-        raise AstroVLMError("has pixel coordinates only, no wavelength solution", path=path)
+        raise UnreadableError("has pixel coordinates only, no wavelength solution", path=path)
     crpix = header_number(header, "CRPIX1")
     crpix = 1.0 if crpix is None else crpix
     pixel = np.arange(1, n + 1, dtype=np.float64)  # FITS pixels count from 1
@@ -222,7 +230,7 @@ def wavelength_solution(header, n: int, path, meta: dict):
                  and crval < 6 and abs(delta) < 0.01))
     if log10:
         if crval > 6:
-            raise AstroVLMError(f"header says log-linear (DC-FLAG/WFITTYPE) but CRVAL1 = {crval:g} "
+            raise UnreadableError(f"header says log-linear (DC-FLAG/WFITTYPE) but CRVAL1 = {crval:g} "
                                 "is not a log10 wavelength", path=path, field="CRVAL1")
         values = 10.0 ** values
         meta.setdefault("WAVESCAL", "log-linear")
@@ -247,7 +255,7 @@ def _standard_wcs(header, n, path, meta, ctype):
     crval = header_number(header, "CRVAL1")
     delta = header_number(header, "CDELT1") or header_number(header, "CD1_1")
     if crval is None or not delta:
-        raise AstroVLMError(f"CTYPE1 = '{ctype}' but no CRVAL1 with CDELT1 or CD1_1",
+        raise UnreadableError(f"CTYPE1 = '{ctype}' but no CRVAL1 with CDELT1 or CD1_1",
                             path=path, field="CRVAL1")
     crpix = header_number(header, "CRPIX1")
     crpix = 1.0 if crpix is None else crpix
@@ -257,10 +265,10 @@ def _standard_wcs(header, n, path, meta, ctype):
     elif len(ctype) <= 4 or ctype.endswith("-LIN"):
         values = crval + offset
     else:
-        raise AstroVLMError(f"spectral axis type CTYPE1 = '{ctype}' is not supported", path=path)
+        raise UnreadableError(f"spectral axis type CTYPE1 = '{ctype}' is not supported", path=path)
     unit = parse_spectral_unit(card(header, "CUNIT1"))
     if unit is None and card(header, "CUNIT1"):
-        raise AstroVLMError(f"CUNIT1 = '{card(header, 'CUNIT1')}' is not a spectral unit",
+        raise UnreadableError(f"CUNIT1 = '{card(header, 'CUNIT1')}' is not a spectral unit",
                             path=path, field="CUNIT1")
     if unit is None:
         if ctype.startswith(("WAVE", "AWAV")):
@@ -280,13 +288,13 @@ def _multispec(header, n, path):
     text = "".join(_raw_string(header, k).ljust(68) for k in keys)
     m = re.search(r'spec\d+\s*=\s*"([^"]*)"?', text)
     if not m:
-        raise AstroVLMError("multispec header without a 'spec1' wavelength solution", path=path)
+        raise UnreadableError("multispec header without a 'spec1' wavelength solution", path=path)
     fields = m.group(1).split()
     try:
         dtype, w1, dw = int(fields[2]), float(fields[3]), float(fields[4])
         z = float(fields[6])
     except (IndexError, ValueError):
-        raise AstroVLMError("multispec 'spec1' wavelength solution cannot be parsed", path=path) from None
+        raise UnreadableError("multispec 'spec1' wavelength solution cannot be parsed", path=path) from None
     pixel = np.arange(n, dtype=np.float64)
     if dtype in (0, 1):
         values = w1 + dw * pixel
@@ -297,13 +305,13 @@ def _multispec(header, n, path):
             zero, ftype, npts = float(fields[10]), int(float(fields[11])), int(float(fields[12]))
             table = zero + np.asarray([float(f) for f in fields[13:13 + npts]])
         except (IndexError, ValueError):
-            raise AstroVLMError("multispec non-linear solution cannot be parsed", path=path) from None
+            raise UnreadableError("multispec non-linear solution cannot be parsed", path=path) from None
         if ftype != 5 or len(table) != npts or npts < n:
-            raise AstroVLMError(f"multispec non-linear function type {ftype} is not supported "
+            raise UnreadableError(f"multispec non-linear function type {ftype} is not supported "
                                 "(only sampled tables)", path=path)
         values = table[:n]
     else:
-        raise AstroVLMError(f"multispec dispersion type {dtype} is not supported", path=path)
+        raise UnreadableError(f"multispec dispersion type {dtype} is not supported", path=path)
     return values / (1.0 + z), dtype == 1
 
 
@@ -383,7 +391,7 @@ def _read_desi(hdus, cameras, path, index: int) -> Spectrum:
         unit = parse_spectral_unit(card(by_name[f"{cam}_WAVELENGTH"].header, "BUNIT")) or u.AA
         flux = np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_FLUX"], path), dtype=np.float64))
         if not 0 <= index < flux.shape[0]:
-            raise AstroVLMError(f"has {flux.shape[0]} spectra; index {index} is out of range", path=path)
+            raise BadArgumentError(f"has {flux.shape[0]} spectra; index {index} is out of range", path=path)
         ivar = (np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_IVAR"], path), dtype=np.float64))[index]
                 if f"{cam}_IVAR" in by_name else None)
         if ivar is not None and f"{cam}_MASK" in by_name:

@@ -1,0 +1,100 @@
+"""The one dataset writer: the sample-sky build and ``astrovlm data ingest`` both write
+through it, so every dataset folder has the same form (``astrovlm.data.records``), the same
+checksums and the same content hash (``astrovlm.data.checksums``).
+
+    with DatasetWriter(out) as w:
+        w.copy(source_file, "images/m51.png")
+        w.write_spectrum(spectrum, "spectra/real/m51.fits")
+        table.to_parquet(w.path("tables/openngc.parquet"))
+        manifest = w.finish(objects, images, spectra, passages, manifest={"name": ...})
+        w.write_json("summary.json", {...})
+
+Everything is written into a sibling temp folder and swapped in when the block ends
+(``astrovlm.config.atomic_directory``): an interrupted build leaves the previous dataset as
+it was, and a reader never sees half a dataset.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from astrovlm.config import atomic_directory, atomic_write_json, atomic_write_text
+from astrovlm.data.checksums import CHECKSUMS, HASH_RULE, checksums_text, file_digests, hash_of_digests
+from astrovlm.data.records import ImageRecord, Passage, SkyObject, SpectrumRecord, write_jsonl
+from astrovlm.errors import BadArgumentError, NotFoundError
+
+# The folders of the dataset form; they exist (maybe empty) in every dataset.
+FOLDERS = ("images", "spectra", "tables")
+
+
+class DatasetWriter:
+    """Writes one dataset folder; use it as a context manager (see the module docstring)."""
+
+    def __init__(self, final: str | Path):
+        self.final = Path(final)
+        self.root: Path | None = None
+        self.manifest: dict | None = None   # set by finish()
+        self._swap = None
+
+    def __enter__(self) -> "DatasetWriter":
+        self._swap = atomic_directory(self.final)
+        self.root = self._swap.__enter__()
+        for folder in FOLDERS:
+            (self.root / folder).mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool | None:
+        swap, self._swap = self._swap, None
+        if exc_type is None and self.manifest is None:
+            # a folder without records or manifest is not a dataset: keep the previous one
+            err = BadArgumentError("finish() was not called before the block ended; nothing "
+                                   "was swapped in", path=self.final)
+            swap.__exit__(BadArgumentError, err, None)
+            raise err
+        return swap.__exit__(exc_type, exc, tb)
+
+    def path(self, rel: str) -> Path:
+        """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
+        if self.root is None:
+            raise BadArgumentError("the writer is not open (use it in a with-block)", path=self.final)
+        parts = Path(rel).parts
+        if not parts or Path(rel).is_absolute() or ".." in parts:
+            raise BadArgumentError(f"'{rel}' is not a path inside the dataset", field="rel")
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def copy(self, source: str | Path, rel: str) -> str:
+        """Copy a file in as ``rel`` (timestamps kept); returns ``rel`` for the record."""
+        shutil.copy2(source, self.path(rel))
+        return rel
+
+    def write_spectrum(self, spectrum, rel: str) -> str:
+        """A ``Spectrum`` as the FITS table every spectrum of a dataset is (``Spectrum.to_fits``)."""
+        spectrum.to_fits(self.path(rel))
+        return rel
+
+    def write_json(self, rel: str, obj) -> None:
+        atomic_write_json(self.path(rel), obj)
+
+    def finish(self, objects: list[SkyObject], images: list[ImageRecord],
+               spectra: list[SpectrumRecord], passages: list[Passage], manifest: dict) -> dict:
+        """Write the four record files, check every file they name is there, then write
+        checksums.sha256 and manifest.json (``manifest`` plus files, content_hash,
+        hash_rule). Returns the manifest as written."""
+        for name, records in (("objects.jsonl", objects), ("images.jsonl", images),
+                              ("spectra.jsonl", spectra), ("passages.jsonl", passages)):
+            write_jsonl(self.path(name), records)
+        for name, records in (("images.jsonl", images), ("spectra.jsonl", spectra)):
+            for rec in records:
+                if not (self.root / rec.path).is_file():
+                    raise NotFoundError(f"a record names '{rec.path}' but no such file was written",
+                                        path=self.final / name)
+        digests = file_digests(self.root)
+        atomic_write_text(self.root / CHECKSUMS, checksums_text(digests))
+        manifest = {**manifest, "files": len(digests), "content_hash": hash_of_digests(digests),
+                    "hash_rule": HASH_RULE}
+        atomic_write_json(self.root / "manifest.json", manifest)
+        self.manifest = manifest
+        return manifest
