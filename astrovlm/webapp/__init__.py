@@ -1,7 +1,9 @@
 """The astrovlm web app (Gradio): search, classify, chat and object pages over the library.
 
-The library never imports this package; ``app.py`` (the entry point) and the tests do.
+The library never imports this package; ``astrovlm app`` and ``app.py`` (both through
+``launch``) and the tests do.
 
+- ``launch``    the app's command-line options and start-up (``astrovlm app``, ``python app.py``)
 - ``service``   ``SkyApp``: the app's operations as plain Python (no Gradio)
 - ``ui``        the Gradio Blocks page wired to a ``SkyApp``
 - ``uploads``   size and type limits for users' files
