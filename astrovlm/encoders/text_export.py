@@ -101,6 +101,8 @@ def export_text_tower(folder: str | Path, encoder=None) -> Path:
                                      ("5_Normalize", "Normalize")], start=1):
         modules.append({"idx": i, "name": str(i), "path": sub, "type": _ST + kind})
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder_fingerprint": encoder.fingerprint,
+            # the text path alone: it stays the same while other towers are retrained
+            "text_tower_fingerprint": encoder.tower_fingerprint("text"),
             "embed_dim": encoder.embed_dim, "backbone": encoder.config["text_tower"]["backbone"],
             "max_seq_length": max_length, "astrovlm_version": __version__}
 

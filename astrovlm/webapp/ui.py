@@ -3,7 +3,7 @@
 Every handler is wrapped so that an expected problem (``AstroVLMError``: a bad file, an
 empty query, an unknown object) reaches the page as a plain message, and anything else
 as a short notice while its traceback goes to the server log only. Each event has an
-``api_name``, so the same functions are the app's scripted API (see the README).
+``api_name``, so the same functions are the app's scripted API (docs/app_api.md).
 """
 
 from __future__ import annotations
