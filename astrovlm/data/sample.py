@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -33,11 +33,13 @@ from astrovlm.data.split import assign_splits, template_unit
 from astrovlm.data.variants import N_SIMULATED, simulate_variants, simulation_manifest
 from astrovlm.data.writer import DatasetWriter
 
+log = logging.getLogger(__name__)
+
 
 def _say(progress: bool, text: str) -> None:
-    # Progress goes to stderr (as tqdm's bars do), so stdout stays clean for --json.
+    # Stage lines are log records (the CLI's handler puts them on stderr, as tqdm's bars go).
     if progress:
-        print(text, file=sys.stderr, flush=True)
+        log.info("%s", text)
 
 
 def _bar(items, progress: bool, desc: str):
@@ -57,7 +59,7 @@ def build_sample_sky(out: str | Path | None = None, *, progress: bool = True,
         timings[name] = round(time.time() - start, 2)
         return time.time()
 
-    _say(progress, f"astrovlm: building the sample sky into {out}")
+    _say(progress, f"building the sample sky into {out}")
     _say(progress, "[1/6] sources: Debian data packages and OpenNGC")
     t = time.time()
     roots = {pkg: debian.package_root(pkg, progress=progress) for pkg in debian.PACKAGES}
