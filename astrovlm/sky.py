@@ -59,17 +59,19 @@ class Sky:
         from astrovlm.index.search import Retriever
 
         home = Path(home).expanduser() if home is not None else data_home()
+        index_dir = Path(index) if index is not None else home / "index" / "sample"
+        ds = idx = None
+        if dataset is not None or index is None:
+            # the cheap check first: a missing dataset is said before the encoder loads
+            ds = _open_dataset(Path(dataset) if dataset is not None else home / "sample",
+                               build=build and dataset is None, sample=dataset is None, progress=progress)
         if encoder is None or isinstance(encoder, (str, Path)):
             encoder = AlignedEncoder.from_pretrained(encoder)
-        index_dir = Path(index) if index is not None else home / "index" / "sample"
-        idx = None
-        if dataset is None and index is not None:
+        if ds is None:
             # A named index knows the dataset it was built from.
             idx = CrossModalIndex.load(index_dir, expected_fingerprint=encoder.fingerprint)
-            if idx.dataset_root:
-                dataset = idx.dataset_root
-        root = Path(dataset) if dataset is not None else home / "sample"
-        ds = _open_dataset(root, build=build and dataset is None, progress=progress)
+            ds = _open_dataset(Path(idx.dataset_root) if idx.dataset_root else home / "sample",
+                               build=False, sample=not idx.dataset_root, progress=progress)
         if idx is None:
             idx = _open_index(index_dir, ds, encoder, build=build, progress=progress)
         return cls(ds, encoder, idx, Retriever(encoder, idx, dataset=ds))
@@ -94,14 +96,16 @@ class Sky:
                 f"{self.encoder.fingerprint}; index {len(self.index)} vectors)")
 
 
-def _open_dataset(root: Path, build: bool, progress: bool):
+def _open_dataset(root: Path, build: bool, sample: bool, progress: bool):
     from astrovlm.data.records import SkyDataset
 
     if not (root / "manifest.json").exists():
         if not build:
-            raise NotFoundError("no dataset here (no manifest.json); build the sample sky with "
-                                "'astrovlm data sample' or ingest your files with 'astrovlm data "
-                                "ingest'", path=root)
+            if sample:
+                raise NotFoundError("the sample sky is not built; run 'astrovlm data sample' (or "
+                                    "start the app without --no-build)", path=root)
+            raise NotFoundError("no dataset here (no manifest.json); ingest your files with "
+                                "'astrovlm data ingest'", path=root)
         from astrovlm.data.sample import build_sample_sky
 
         log.info("building the sample sky in %s (first start only) ...", root)

@@ -214,7 +214,7 @@ def test_chat_and_classify_name_the_same_class_for_an_image(sky, capsys):
 def test_sky_open_names_what_is_missing(tmp_path, encoder):
     from astrovlm.sky import Sky
 
-    with pytest.raises(NotFoundError, match="manifest.json"):
+    with pytest.raises(NotFoundError, match="sample sky is not built"):
         Sky.open(home=tmp_path, encoder=encoder)
     with pytest.raises(AstroVLMError):
         Sky.open(home=tmp_path, encoder=encoder, index=tmp_path / "no-index")
