@@ -203,7 +203,7 @@ class CrossModalIndex:
             f = NO_FILTER
         else:
             f = where or SkyFilter.make(modality, object_type, center, radius, exclude_objects)
-        return self._search(q, check_k(k), f)
+        return self._search(q, k if type(k) is int and k >= 1 else check_k(k), f)
 
     def search_batch(self, vectors, k: int = 10, **filters) -> list[SearchResult]:
         q = check_vectors(vectors, self.dim, "query vectors")
@@ -212,7 +212,7 @@ class CrossModalIndex:
         return [self._search(q[i:i + 1], k, f) for i in range(len(q))]
 
     def _search(self, q: np.ndarray, k: int, f: SkyFilter) -> SearchResult:
-        n = len(self.rows)
+        n = len(self.rows.row_of)
         if n == 0:
             return SearchResult([], k, "the index is empty", f.to_dict())
         backend = self.backend
