@@ -46,9 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Before anything imports faiss: astrovlm.index sets the OpenMP wait policy FAISS's runtime
-# reads when it loads (waiting threads sleep instead of spinning), as a user's program gets it.
-import astrovlm.index  # noqa: E402,F401
+# Before anything imports faiss: astrovlm.index imports it with the OpenMP wait policy it
+# sets (waiting threads sleep instead of spinning), as a user's program gets it.
+import astrovlm.index  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "index_ann.json"
@@ -432,7 +432,8 @@ def main(argv=None):
     flat = {"n": args.n, "dim": args.dim, "queries": args.queries, "clusters": args.clusters,
             "isotropic": args.isotropic, "k": K, "recall_target": TARGET, "threads_build": 2,
             "threads_query": 1, "hnsw_M": M, "hnsw_ef_construction": EF_CONSTRUCTION,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg_start": round(os.getloadavg()[0], 2)}
+            "faiss_omp_wait_policy": astrovlm.index.FAISS_OMP_WAIT_POLICY,
+            "load_avg_start": round(os.getloadavg()[0], 2)}
     res = {}
     if args.n > 0:  # --n 0: the sample's embeddings only
         base, queries = make_data(args.n, args.queries, args.dim, args.clusters, args.isotropic)

@@ -173,3 +173,21 @@ def test_index_round_trip_keeps_hits_for_every_kind(tmp_path):
         for q in queries(x, 5):
             for f in ({}, {"modality": "image"}, {"object_type": "type 3"}):
                 assert [h.item_id for h in back.search(q, k=8, **f)] == [h.item_id for h in index.search(q, k=8, **f)]
+
+
+# ----------------------------------------------------------------------------- OpenMP
+def test_faiss_threads_sleep_while_they_wait_and_the_setting_stays_faiss_own():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["OMP_DISPLAY_ENV"] = "verbose"  # libgomp prints its settings when it loads
+    code = ("import os, astrovlm.index as ix; "
+            "print(ix.FAISS_OMP_WAIT_POLICY, os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "None"]  # set for faiss's import only
+    assert "GOMP_SPINCOUNT = '0'" in out.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's choice wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["ACTIVE", "ACTIVE"] and "GOMP_SPINCOUNT = '0'" not in out.stderr

@@ -13,13 +13,32 @@
 """
 
 import os
+import sys
 
-# FAISS's OpenMP threads (its own libgomp, read once when faiss is first imported) spin
-# for a while before sleeping when they wait at a barrier or for a lock. On a machine whose
-# cores are shared with other work, a spinning thread holds a core that the thread it waits
-# for needs, and an HNSW build ran 3.6x slower than hnswlib's in the same run (see
-# benchmarks/index_ann.py). Waiting threads sleep instead unless the user chose otherwise.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def _load_faiss() -> str:
+    """Import faiss with its OpenMP threads set to sleep, not spin, while they wait.
+
+    FAISS's OpenMP runtime (its own libgomp) reads ``OMP_WAIT_POLICY`` once, when faiss is
+    first imported. By default a waiting thread spins for a while before it sleeps: at a
+    barrier, or for a graph node's lock during an HNSW build. On a machine whose cores are
+    shared with other work, the spinning thread holds a core that the thread it waits for
+    needs; a 50k-vector HNSW build took 64-68 s instead of 39-47 s (benchmarks/index_ann.py,
+    loaded 2-core machine). The variable is set only around the import, so that libraries
+    loaded later (torch's own OpenMP runtime) keep their defaults; a policy the user set, or
+    a faiss imported before astrovlm, is left as it is. Returns the policy faiss runs with.
+    """
+    if "faiss" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        return os.environ.get("OMP_WAIT_POLICY", "default")
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        import faiss  # noqa: F401
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    return "PASSIVE"
+
+
+FAISS_OMP_WAIT_POLICY = _load_faiss()
 
 from astrovlm.index.filters import MODALITIES, SkyFilter, parse_cone  # noqa: E402
 from astrovlm.index.results import Hit, SearchResult  # noqa: E402
