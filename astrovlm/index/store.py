@@ -320,7 +320,7 @@ class CrossModalIndex:
 
     def _maybe_grow(self, base=None) -> None:
         """"auto" moves a growing flat index to HNSW, and keeps HNSW/IVF search tuned."""
-        if self.requested_kind == "auto" and self.kind == "flat":
+        if self.requested_kind == "auto" and self.backend.exact:  # exact: the small kind
             if factory.choose_kind(len(self), self.dim) == "hnsw":
                 base = self._rebuild("hnsw")  # from the flat index: exact vectors
         if self.backend.knob is not None and len(self) > 1.2 * self._tuned_at:
