@@ -191,3 +191,15 @@ def test_faiss_threads_sleep_while_they_wait_and_the_setting_stays_faiss_own():
     env["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's choice wins
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["ACTIVE", "ACTIVE"] and "GOMP_SPINCOUNT = '0'" not in out.stderr
+
+
+def test_an_index_saved_empty_with_a_kind_gets_that_kind_on_its_first_add(tmp_path):
+    # (It used to come back as an empty flat FAISS index labelled "hnsw", and the first add
+    # failed when it tuned the graph it did not have.)
+    CrossModalIndex(32, "fp", kind="hnsw").save(tmp_path / "ix")
+    back = CrossModalIndex.load(tmp_path / "ix")
+    assert back.kind == "hnsw" and back.backend is None
+    x, meta = sky_vectors(5000)
+    back.add(x, meta)
+    assert back.backend.kind == "hnsw" and "efSearch" in back.search_params
+    assert back.search(x[0], k=1)[0].item_id == meta[0]["item_id"]
