@@ -280,16 +280,16 @@ def test_hnsw_delete_masks_then_rebuilds(tmp_path):
     index.add(x, meta)
     gone = [m["item_id"] for m in meta[:100]]
     index.delete(gone)
-    assert len(index._tombstones) == 100
+    assert len(index.backend.tombstones) == 100
     for q in x[:20]:
         assert not {h.item_id for h in index.search(q, k=10)} & set(gone)
     index.save(tmp_path / "ix")
     back = CrossModalIndex.load(tmp_path / "ix")
-    assert len(back) == 2900 and back._tombstones == index._tombstones
+    assert len(back) == 2900 and back.backend.tombstones == index.backend.tombstones
     assert sum(back.counts().values()) == 2900
     assert not {h.item_id for h in back.search(x[0], k=10)} & set(gone)
     index.delete([m["item_id"] for m in meta[100:900]])  # past a quarter: graph rebuilt
-    assert index._tombstones == set() and index._faiss.ntotal == len(index) == 2100
+    assert index.backend.tombstones == set() and index.backend.ntotal == len(index) == 2100
 
 
 def test_ivfpq_add_search_delete_save(tmp_path):
@@ -302,7 +302,7 @@ def test_ivfpq_add_search_delete_save(tmp_path):
     index.delete([meta[10]["item_id"]])
     assert meta[10]["item_id"] not in {h.item_id for h in index.search(x[10], k=5)}
     # k above what the probed lists hold: every list is probed for that query.
-    assert index.search_params["nprobe"] < factory.ivf_of(index._faiss).nlist
+    assert index.search_params["nprobe"] < factory.ivf_of(index.backend.faiss).nlist
     for k, want in ((10_000, 5999), (5000, 5000)):
         res = index.search(x[11], k=k)
         scores = [h.score for h in res]
@@ -483,7 +483,7 @@ def test_graph_index_is_tuned_on_text_queries(built):
     from astrovlm.index.build import tune_on_text
 
     _, index, _ = built
-    items = [index._cols["item_id"][r] for r in range(len(index))]
+    items = [index.rows.item_ids[r] for r in range(len(index))]
     x = index.vectors(items)
     graph = CrossModalIndex(index.dim, index.fingerprint, kind="hnsw")
     graph.add(x, [index.item(i) for i in items])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from astrovlm.config import default_index_dir, sample_dir
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import AstroVLMError, NotFoundError, UnreadableError
 from astrovlm.index.store import CrossModalIndex
 
 log = logging.getLogger(__name__)
@@ -145,18 +145,18 @@ def build_index(dataset: str | Path | None = None, encoder=None, out: str | Path
     t0 = time.perf_counter()
     root = Path(dataset) if dataset is not None else sample_dir()
     if dataset is None and not (root / "objects.jsonl").exists():
-        raise AstroVLMError("the sample sky is not built yet; run 'astrovlm data sample' first", path=root)
+        raise NotFoundError("the sample sky is not built yet; run 'astrovlm data sample' first", path=root)
     ds = SkyDataset(root)
     encoder = load_encoder(encoder)
     items = dataset_items(ds)
     if not items:
-        raise AstroVLMError("the dataset has no images, spectra or passages to index", path=root)
+        raise NotFoundError("the dataset has no images, spectra or passages to index", path=root)
     vectors, skipped = embed_items(encoder, items, root, batch_size, progress)
     t_embed = time.perf_counter() - t0
     bad = {s["item_id"] for s in skipped}
     keep = [i for i, it in enumerate(items) if it.item_id not in bad]
     if not keep:
-        raise AstroVLMError(f"no item could be embedded (first problem: {skipped[0]['reason']})", path=root)
+        raise UnreadableError(f"no item could be embedded (first problem: {skipped[0]['reason']})", path=root)
     index = CrossModalIndex(encoder.embed_dim, encoder.fingerprint, kind=kind, recall_target=recall_target,
                             dataset_root=root.resolve())
     index.add(vectors[keep], [items[i].metadata for i in keep])

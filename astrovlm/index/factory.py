@@ -16,6 +16,7 @@
 
 Every index is searched by external int64 ids (the row numbers of ``CrossModalIndex``):
 flat and HNSW inside ``IndexIDMap2`` (which also reconstructs by id), IVF natively.
+``astrovlm.index.backends`` wraps each kind in its backend class.
 """
 
 from __future__ import annotations
@@ -25,20 +26,21 @@ import os
 
 import faiss
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
 FLAT_MAX = 50_000              # above this, "auto" leaves exact search for HNSW
 HNSW_MAX_BYTES = 8 * 2**30     # above this much raw vector data, "auto" compresses with IVF-PQ
 SQ_RANGE_MARGIN = 0.1
 SQ_MAX_RECALL = 0.98           # 8-bit codes tie near neighbours: above this target, float vectors
+GPU_KINDS = ("flat", "ivfpq")  # FAISS has no GPU HNSW
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
 def choose_kind(n: int, dim: int, requested: str = "auto") -> str:
     """The index type for ``n`` vectors of ``dim`` floats (``requested`` wins unless "auto")."""
     if requested not in KINDS:
-        raise AstroVLMError(f"unknown index kind '{requested}' (choose from {', '.join(KINDS)})",
+        raise BadArgumentError(f"unknown index kind '{requested}' (choose from {', '.join(KINDS)})",
                             field="kind")
     if requested != "auto":
         return requested
@@ -105,7 +107,7 @@ def make_index(kind: str, dim: int, recall_target: float = 0.95, n_expected: int
         return faiss.IndexIDMap2(hnsw)
     if kind == "ivfpq":
         return make_ivfpq(dim, ivf_nlist(n_expected), pq_m(dim, recall_target))
-    raise AstroVLMError(f"unknown index kind '{kind}' (choose from {', '.join(KINDS[1:])})", field="kind")
+    raise BadArgumentError(f"unknown index kind '{kind}' (choose from {', '.join(KINDS[1:])})", field="kind")
 
 
 def make_ivfpq(dim: int, nlist: int, m: int, nbits: int = 8) -> faiss.IndexIVFPQ:
@@ -134,14 +136,22 @@ def hnsw_of(index: faiss.Index):
     return inner if isinstance(inner, faiss.IndexHNSW) else None
 
 
+def gpu_available() -> bool:
+    """Whether the GPU build of FAISS sees a GPU (and ``ASTROVLM_NO_GPU`` is not set)."""
+    if os.environ.get("ASTROVLM_NO_GPU"):
+        return False
+    try:
+        return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() >= 1
+    except (RuntimeError, AttributeError):
+        return False
+
+
 def gpu_clone(index: faiss.Index, kind: str):
     """A GPU copy for searching when the GPU build of FAISS sees a GPU (flat and IVF only:
     FAISS has no GPU HNSW). Returns None on CPU-only builds or if cloning fails."""
-    if kind not in ("flat", "ivfpq") or os.environ.get("ASTROVLM_NO_GPU"):
+    if kind not in GPU_KINDS or not gpu_available():
         return None
     try:
-        if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() < 1:
-            return None
         return faiss.index_cpu_to_all_gpus(index)
     except (RuntimeError, AttributeError):
         return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import astropy.units as u
 import numpy as np
 
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError
 
 MODALITIES = ("image", "spectrum", "text")
 
@@ -30,7 +30,7 @@ def check_modalities(modality, field_name: str = "modality") -> tuple[str, ...] 
         if key in ("all", "any", ""):
             return None
         if key not in MODALITIES:
-            raise AstroVLMError(f"unknown modality '{name}' (choose from {', '.join(MODALITIES)})",
+            raise BadArgumentError(f"unknown modality '{name}' (choose from {', '.join(MODALITIES)})",
                                 field=field_name)
         out.append(key)
     return tuple(dict.fromkeys(out))
@@ -58,9 +58,9 @@ class SkyFilter:
         if object_type is not None:
             otype = str(object_type).strip().lower()
             if not otype:
-                raise AstroVLMError("object type is empty", field="object_type")
+                raise BadArgumentError("object type is empty", field="object_type")
         if (center is None) != (radius is None):
-            raise AstroVLMError("a cone needs both a centre (SkyCoord) and a radius (angle)",
+            raise BadArgumentError("a cone needs both a centre (SkyCoord) and a radius (angle)",
                                 field="cone")
         if center is not None:
             center = _check_center(center)
@@ -109,20 +109,20 @@ def _check_center(center):
     from astropy.coordinates import SkyCoord
 
     if not isinstance(center, SkyCoord):
-        raise AstroVLMError(f"cone centre must be an astropy SkyCoord, not {type(center).__name__}",
+        raise BadArgumentError(f"cone centre must be an astropy SkyCoord, not {type(center).__name__}",
                             field="center")
     if not center.isscalar:
-        raise AstroVLMError("cone centre must be a single position", field="center")
+        raise BadArgumentError("cone centre must be a single position", field="center")
     return center
 
 
 def _check_radius(radius) -> u.Quantity:
     if not isinstance(radius, u.Quantity):
-        raise AstroVLMError("cone radius must be an angle with a unit (e.g. 2 * u.deg)", field="radius")
+        raise BadArgumentError("cone radius must be an angle with a unit (e.g. 2 * u.deg)", field="radius")
     if not radius.unit.is_equivalent(u.deg):
-        raise AstroVLMError(f"cone radius must be an angle, not {radius.unit}", field="radius")
+        raise BadArgumentError(f"cone radius must be an angle, not {radius.unit}", field="radius")
     if not np.isfinite(radius.value) or radius.value <= 0:
-        raise AstroVLMError(f"cone radius must be positive, got {radius}", field="radius")
+        raise BadArgumentError(f"cone radius must be positive, got {radius}", field="radius")
     return radius
 
 
@@ -152,7 +152,7 @@ def parse_cone(text: str):
 
     parts = str(text or "").replace(",", " ").split()
     if len(parts) != 3:
-        raise AstroVLMError(f"expected 'RA DEC RADIUS' (e.g. '83.8 -5.4 2deg'), got '{text}'",
+        raise BadArgumentError(f"expected 'RA DEC RADIUS' (e.g. '83.8 -5.4 2deg'), got '{text}'",
                             field="cone")
     ra, dec, rad = parts
     try:
@@ -161,15 +161,15 @@ def parse_cone(text: str):
         else:
             center = SkyCoord(ra, dec, frame="icrs", unit=(u.hourangle, u.deg))
     except (ValueError, u.UnitsError) as exc:
-        raise AstroVLMError(f"cannot read the position '{ra} {dec}' ({exc})", field="cone") from None
+        raise BadArgumentError(f"cannot read the position '{ra} {dec}' ({exc})", field="cone") from None
     try:
         radius = float(rad) * u.deg if _is_number(rad) else u.Quantity(rad)
     except (ValueError, TypeError) as exc:
-        raise AstroVLMError(f"cannot read the radius '{rad}' ({exc})", field="cone") from None
+        raise BadArgumentError(f"cannot read the radius '{rad}' ({exc})", field="cone") from None
     try:
         return center, _check_radius(radius)
-    except AstroVLMError as exc:
-        raise AstroVLMError(str(exc).split(": ", 1)[-1], field="cone") from None
+    except BadArgumentError as exc:
+        raise BadArgumentError(str(exc).split(": ", 1)[-1], field="cone") from None
 
 
 def _is_number(s: str) -> bool:

@@ -27,10 +27,11 @@ import faiss
 import numpy as np
 
 from astrovlm.config import default_index_dir, sample_dir
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError, UnreadableError
 from astrovlm.index import factory
 from astrovlm.index.build import dataset_items, encode_payloads, load_encoder, tune_on_text
-from astrovlm.index.store import IVFDATA_FILE, CrossModalIndex, stdout_to_stderr
+from astrovlm.index.persist import IVFDATA_FILE, stdout_to_stderr
+from astrovlm.index.store import CrossModalIndex
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def import_ray():
         import ray
         import ray.data  # noqa: F401  (plain 'ray' lacks Ray Data's pyarrow)
     except ImportError:
-        raise AstroVLMError("the Ray engine needs Ray Data: pip install 'astrovlm[scale]' "
+        raise NotFoundError("the Ray engine needs Ray Data: pip install 'astrovlm[scale]' "
                             "(or pip install 'ray[data]')", field="engine") from None
     return ray
 
@@ -135,7 +136,7 @@ def build_sharded_ivfpq(ray, vectors: np.ndarray, ids: np.ndarray, workdir: Path
     The result's inverted lists live in ``workdir/index.ivfdata`` (memory-mapped)."""
     n, dim = vectors.shape
     if n < MIN_IVFPQ:
-        raise AstroVLMError(f"IVF-PQ needs at least {MIN_IVFPQ} vectors, got {n}", field="kind")
+        raise BadArgumentError(f"IVF-PQ needs at least {MIN_IVFPQ} vectors, got {n}", field="kind")
     workdir.mkdir(parents=True, exist_ok=True)
     index = factory.make_ivfpq(dim, factory.ivf_nlist(n), factory.pq_m(dim, recall_target))
     rng = np.random.default_rng(seed)
@@ -171,13 +172,13 @@ def build_index_ray(dataset: str | Path | None = None, encoder: str | Path | Non
     t0 = time.perf_counter()
     root = Path(dataset) if dataset is not None else sample_dir()
     if dataset is None and not (root / "objects.jsonl").exists():
-        raise AstroVLMError("the sample sky is not built yet; run 'astrovlm data sample' first", path=root)
+        raise NotFoundError("the sample sky is not built yet; run 'astrovlm data sample' first", path=root)
     ds = SkyDataset(root)
     items = dataset_items(ds)
     if not items:
-        raise AstroVLMError("the dataset has no images, spectra or passages to index", path=root)
+        raise NotFoundError("the dataset has no images, spectra or passages to index", path=root)
     if encoder is not None and not isinstance(encoder, (str, Path)):
-        raise AstroVLMError("the Ray engine loads the encoder in each actor: give its folder",
+        raise BadArgumentError("the Ray engine loads the encoder in each actor: give its folder",
                             field="encoder")
     probe = load_encoder(encoder)  # fails here, clearly, before the cluster starts work
     fingerprint, dim = probe.fingerprint, probe.embed_dim
@@ -190,7 +191,7 @@ def build_index_ray(dataset: str | Path | None = None, encoder: str | Path | Non
     bad = {s["item_id"] for s in skipped}
     keep = [i for i, it in enumerate(items) if it.item_id not in bad]
     if not keep:
-        raise AstroVLMError(f"no item could be embedded (first problem: {skipped[0]['reason']})", path=root)
+        raise UnreadableError(f"no item could be embedded (first problem: {skipped[0]['reason']})", path=root)
     x = vectors[keep]
     meta = [items[i].metadata for i in keep]
     out = Path(out) if out is not None else default_index_dir()

@@ -204,14 +204,11 @@ class Retriever:
         if name in ids:
             return name
         key = name_key(name)
-        names, objects = self.index._cols["name"], self.index._cols["object_id"]
         by_key = {}
-        for r in np.flatnonzero(self.index._array("_alive")):
-            oid = objects[r]
-            if oid:
-                by_key.setdefault(name_key(oid), oid)
-                if names[r]:
-                    by_key.setdefault(name_key(names[r]), oid)
+        for oid, obj_name in self.index.rows.object_names():
+            by_key.setdefault(name_key(oid), oid)
+            if obj_name:
+                by_key.setdefault(name_key(obj_name), oid)
         if key in by_key:
             return by_key[key]
         resolver = self.resolver
