@@ -99,13 +99,10 @@ class Sky:
 def _open_dataset(root: Path, build: bool, sample: bool, progress: bool):
     from astrovlm.data.records import SkyDataset
 
-    if not (root / "manifest.json").exists():
+    if sample and not (root / "manifest.json").exists():
         if not build:
-            if sample:
-                raise NotFoundError("the sample sky is not built; run 'astrovlm data sample' (or "
-                                    "start the app without --no-build)", path=root)
-            raise NotFoundError("no dataset here (no manifest.json); ingest your files with "
-                                "'astrovlm data ingest'", path=root)
+            raise NotFoundError("the sample sky is not built; run 'astrovlm data sample' (or "
+                                "start the app without --no-build)", path=root)
         from astrovlm.data.sample import build_sample_sky
 
         log.info("building the sample sky in %s (first start only) ...", root)

@@ -176,6 +176,8 @@ class Retriever:
         narrow.setdefault("per_object", 1)
         out = self.nearest(fuse(self.index.vectors(items)), k=k, modality=modality, named_only=True,
                            exclude_objects=exclude, **narrow)
+        if out.hits and len(out.hits) < out.k:
+            out.reason = f"asked for k={out.k} but only {len(out.hits)} other objects match"
         out.filter["object_id"] = object_id
         return out
 
