@@ -59,7 +59,7 @@ class _Item:
 
     rel: str
     kind: str
-    coord: object = None            # SkyCoord or None
+    coord: tuple | None = None      # (RA, Dec) in ICRS degrees, or None
     name: str | None = None
     record: object = None           # ImageRecord / SpectrumRecord (object_id filled later)
     meta: dict = field(default_factory=dict)
@@ -208,7 +208,7 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
 
 
 def _ingest_image(found, rel: str, w: DatasetWriter, n: int) -> _Item:
-    from astrovlm.viz import image_thumbnail
+    from astrovlm.viz import image_thumbnail, write_png
 
     cutout = read_image(found.path, hdul=found.hdul)
     image_id = f"USER-IMG-{n:04d}"
@@ -218,13 +218,16 @@ def _ingest_image(found, rel: str, w: DatasetWriter, n: int) -> _Item:
     else:
         w.copy(found.path, f"images/{image_id}{suffix}")  # the science file, kept
         target = f"images/{image_id}.png"
-        rendering = image_thumbnail(cutout, RENDER_MAX_SIDE)
+        if max(cutout.shape) > RENDER_MAX_SIDE:
+            pixels = np.asarray(image_thumbnail(cutout, RENDER_MAX_SIDE))
+        else:
+            pixels = cutout.to_rgb()  # what image_thumbnail gives when no shrinking is needed
         if cutout.n_bands == 1:
             # one band renders grey: an 8-bit grey PNG holds the same pixels as the RGB one
             # (every reader converts it back to RGB) at a third of the zlib work
-            rendering = rendering.getchannel(0)
+            pixels = pixels[..., 0]
         # fast zlib level: the rendering is a view of the FITS beside it, not an archive
-        rendering.save(w.path(target), format="PNG", compress_level=1)
+        write_png(pixels, w.path(target), level=1)
     center = cutout.center
     fov = cutout.fov()
     record = ImageRecord(
@@ -234,7 +237,8 @@ def _ingest_image(found, rel: str, w: DatasetWriter, n: int) -> _Item:
         dec_deg=None if center is None else float(center.dec.deg),
         fov_deg=None if fov is None else float(fov.to_value(u.deg)),
         simulated=False, split=SPLIT)
-    return _Item(rel=rel, kind="image", coord=center, name=cutout.name, record=record)
+    coord = None if center is None else (record.ra_deg, record.dec_deg)
+    return _Item(rel=rel, kind="image", coord=coord, name=cutout.name, record=record)
 
 
 def _ingest_spectrum(found, rel: str, w: DatasetWriter, n: int) -> _Item:
@@ -245,9 +249,7 @@ def _ingest_spectrum(found, rel: str, w: DatasetWriter, n: int) -> _Item:
     meta = spectrum.meta
     coord = None
     if meta.get("RA") is not None and meta.get("DEC") is not None:
-        from astropy.coordinates import SkyCoord
-
-        coord = SkyCoord(float(meta["RA"]) * u.deg, float(meta["DEC"]) * u.deg, frame="icrs")
+        coord = (float(meta["RA"]), float(meta["DEC"]))  # the readers give ICRS degrees
     z = _finite(meta.get("Z"))
     snr = None
     if spectrum.ivar is not None:
@@ -324,7 +326,8 @@ def _group(items: list[_Item], catalogs: list[dict], radius) -> list[SkyObject]:
 
     placed = [i for i, it in enumerate(items) if it.coord is not None]
     if placed:
-        coords = SkyCoord([items[i].coord.icrs for i in placed])
+        radec = np.array([items[i].coord for i in placed], dtype=float)
+        coords = SkyCoord(radec[:, 0] * u.deg, radec[:, 1] * u.deg, frame="icrs")
         labels = group_by_position(coords, radius)
         first = {}
         for k, lab in enumerate(labels):
@@ -341,7 +344,7 @@ def _group(items: list[_Item], catalogs: list[dict], radius) -> list[SkyObject]:
         for j in members[1:]:
             a, b = items[members[0]].coord, items[j].coord
             # the same name a degree apart is two targets that share a label, not one object
-            if a is None or b is None or a.separation(b) < 1 * u.deg:
+            if a is None or b is None or _separation_deg(a, b) < 1.0:
                 union(members[0], j)
     groups: dict[int, list[int]] = {}
     for i in range(n):
@@ -355,10 +358,18 @@ def _group(items: list[_Item], catalogs: list[dict], radius) -> list[SkyObject]:
     return objects
 
 
+def _separation_deg(a: tuple, b: tuple) -> float:
+    """The angle between two (RA, Dec) in degrees (Vincenty's formula, as astropy's)."""
+    ra1, dec1, ra2, dec2 = np.radians([a[0], a[1], b[0], b[1]])
+    sd, cd = np.sin(ra2 - ra1), np.cos(ra2 - ra1)
+    s1, c1, s2, c2 = np.sin(dec1), np.cos(dec1), np.sin(dec2), np.cos(dec2)
+    return float(np.degrees(np.arctan2(np.hypot(c2 * sd, c1 * s2 - s1 * c2 * cd), s1 * s2 + c1 * c2 * cd)))
+
+
 def _mean_radec(coords) -> tuple[float, float]:
-    """The mean direction of some positions (unit vectors summed: safe across RA = 0)."""
-    ra = np.radians([c.icrs.ra.deg for c in coords])
-    dec = np.radians([c.icrs.dec.deg for c in coords])
+    """The mean direction of some (RA, Dec) in degrees (unit vectors summed: safe across RA = 0)."""
+    ra = np.radians([c[0] for c in coords])
+    dec = np.radians([c[1] for c in coords])
     x, y, z = np.sum(np.cos(dec) * np.cos(ra)), np.sum(np.cos(dec) * np.sin(ra)), np.sum(np.sin(dec))
     return float(np.degrees(np.arctan2(y, x)) % 360.0), float(np.degrees(np.arctan2(z, np.hypot(x, y))))
 
