@@ -140,6 +140,11 @@ def card(header, key: str, default=None):
     """A header value, or ``default`` when the card is absent or unparsable (old IRAF files
     carry cards like ``Z = '0.0000-000000000E-04'`` that astropy cannot parse)."""
     try:
+        if key not in header:  # most look-ups miss: an index look-up, no warnings machinery
+            return default
+    except Exception:  # let get() decide
+        pass
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = header.get(key, default)
