@@ -321,3 +321,19 @@ def test_transparent_png_pixels_are_black_sky(tmp_path):
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "fade.png")
     rgb = read_image(tmp_path / "fade.png").to_rgb()
     assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[3, 4].tolist() == [200, 200, 200]
+
+
+@pytest.mark.parametrize("cards", [
+    {"RA": 10.5, "DEC": -3.25}, {"RA": -10.5, "DEC": 3.0}, {"RA": 370.25, "DEC": 3.0},
+    {"RA": -1e-20, "DEC": 5.0}, {"RA": 0, "DEC": 0, "RADEG": 5, "DECDEG": 6},
+    {"RA": 10, "DEC": 95, "OBJRA": "12:30:00", "OBJDEC": "+12:00:00"}, {"RA": "12.5", "DEC": "-3"},
+    {"RA": 150.1, "DEC": 2.2, "EQUINOX": 1950.0},
+    {"RA": 150.1, "DEC": 2.2, "RADESYS": "FK5", "EQUINOX": 1975.0},
+    {"RAOBJ": 202.47, "DECOBJ": 47.19, "RA": 1.0, "DEC": 1.0}, {"RA": True, "DEC": 3.0}, {},
+])
+def test_header_radec_is_header_coord_in_degrees(cards):
+    from astrovlm.data.readers._common import header_coord, header_radec
+
+    header = fits.Header(list(cards.items()))
+    coord = header_coord(header)
+    assert header_radec(header) == (None if coord is None else (coord.ra.deg, coord.dec.deg))
