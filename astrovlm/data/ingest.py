@@ -18,8 +18,11 @@ OBJECT keyword. Users' data has no train/val/test split: every record is "train"
 split of the sample sky is for training astrovlm; ingested data is searched, not learned from).
 
 Each file is opened and parsed once: the sniff that decides its kind hands the reader the
-open FITS file (``readers.sniffed``). Bad files are skipped and reported. The dataset is
-written by the one dataset writer (``astrovlm.data.writer``: the same checksums and content
+open FITS file (``readers.sniffed``). Files are read, rendered and written in worker
+processes (one per CPU; ``workers=1``, or a folder of under 32 files, stays in this
+process): each writes under a provisional ``.part-K`` name that is renamed to its id in
+file order, so the dataset does not depend on the number of workers. Bad files are skipped
+and reported. The dataset is written by the one dataset writer (``astrovlm.data.writer``: the same checksums and content
 hash as the sample sky, so ``astrovlm data info --verify`` checks it) and swapped in at the
 end, so an interrupted ingest leaves the previous one intact.
 """

@@ -9,6 +9,9 @@ checksums and the same content hash (``astrovlm.data.checksums``).
         manifest = w.finish(objects, images, spectra, passages, manifest={"name": ...})
         w.write_json("summary.json", {...})
 
+``w.files`` (a ``DatasetFiles``: path, copy, write_spectrum, rename) is the same door as a
+small picklable object, for worker processes that write into the open folder.
+
 Everything is written into a sibling temp folder and swapped in when the block ends
 (``astrovlm.config.atomic_directory``): an interrupted build leaves the previous dataset as
 it was, and a reader never sees half a dataset.
