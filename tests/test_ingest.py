@@ -163,3 +163,27 @@ def test_output_inside_input_is_skipped_and_input_must_be_a_folder(tmp_path):
         ingest_folder(folder / "m51.fits", tmp_path / "x", progress=False)
     with pytest.raises(AstroVLMError, match="must not be the input folder"):
         ingest_folder(folder, folder, progress=False)
+
+
+def test_worker_processes_make_the_same_dataset(tmp_path, monkeypatch):
+    """Files read in worker processes land under the same ids, in the same order, with the same
+    bytes; a bad file is reported as it is without them."""
+    folder = mixed_folder(tmp_path / "mydata")
+    for k in range(3):  # more images, so that the pool has chunks to hand out
+        make_image(folder / f"extra_{k}.fits", obj=f"NGC {100 + k}")
+    monkeypatch.setattr(ingest_module, "POOL_MIN_FILES", 1)
+    serial = ingest_folder(folder, tmp_path / "one", progress=False, workers=1)
+    pooled = ingest_folder(folder, tmp_path / "two", progress=False, workers=2)
+    drop = ("seconds", "out")
+    assert {k: v for k, v in serial.items() if k not in drop} == \
+        {k: v for k, v in pooled.items() if k not in drop}
+
+    def files(root):
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and p.name not in ("manifest.json", "summary.json")}
+
+    one, two = files(tmp_path / "one"), files(tmp_path / "two")
+    assert one == two and "images/USER-IMG-0005.png" in one
+    assert not [name for name in two if ".part-" in name]
+    with pytest.raises(AstroVLMError, match="workers"):
+        ingest_folder(folder, tmp_path / "x", progress=False, workers=0)

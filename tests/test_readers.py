@@ -160,6 +160,24 @@ def test_own_format_round_trips(tmp_path):
     assert sniff(tmp_path / "own.fits") == "spectrum"
 
 
+@pytest.mark.parametrize("flux_unit, meta", [
+    ("", {}),
+    ("1e-17 erg/s/cm2/Angstrom", {"OBJECT": "it's 'quoted'" * 6, "Z": np.float32(0.1234567),
+                                  "N": np.int64(5), "SIMULAT": np.bool_(True), "LONGKEYWORD": 3.5,
+                                  "longkeyw": 4, "flag": False, "skipped": None, "TINY": -1e-300}),
+    ("Jy", {"NAXIS2": 5, "COMMENT": "keys of the table's structure: astropy's own way"}),
+])
+def test_own_format_is_byte_for_byte_what_astropy_writes(tmp_path, flux_unit, meta):
+    """to_fits puts the file together without BinTableHDU/writeto: the same bytes, cheaper."""
+    wave = np.geomspace(3600, 10400, 999) * u.AA
+    spec = Spectrum(wave, continuum_spectrum(wave.value), ivar=None if meta else np.full(999, 4.0),
+                    flux_unit=flux_unit, meta=meta)
+    spec.to_fits(tmp_path / "fast.fits")
+    spec._fits_hdus().writeto(tmp_path / "astropy.fits")
+    assert (tmp_path / "fast.fits").read_bytes() == (tmp_path / "astropy.fits").read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_text_and_csv_spectra_with_units_in_the_header(tmp_path):
     wave_nm = np.linspace(400, 700, 200)
     flux = continuum_spectrum(wave_nm * 10)
@@ -303,3 +321,19 @@ def test_transparent_png_pixels_are_black_sky(tmp_path):
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "fade.png")
     rgb = read_image(tmp_path / "fade.png").to_rgb()
     assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[3, 4].tolist() == [200, 200, 200]
+
+
+@pytest.mark.parametrize("cards", [
+    {"RA": 10.5, "DEC": -3.25}, {"RA": -10.5, "DEC": 3.0}, {"RA": 370.25, "DEC": 3.0},
+    {"RA": -1e-20, "DEC": 5.0}, {"RA": 0, "DEC": 0, "RADEG": 5, "DECDEG": 6},
+    {"RA": 10, "DEC": 95, "OBJRA": "12:30:00", "OBJDEC": "+12:00:00"}, {"RA": "12.5", "DEC": "-3"},
+    {"RA": 150.1, "DEC": 2.2, "EQUINOX": 1950.0},
+    {"RA": 150.1, "DEC": 2.2, "RADESYS": "FK5", "EQUINOX": 1975.0},
+    {"RAOBJ": 202.47, "DECOBJ": 47.19, "RA": 1.0, "DEC": 1.0}, {"RA": True, "DEC": 3.0}, {},
+])
+def test_header_radec_is_header_coord_in_degrees(cards):
+    from astrovlm.data.readers._common import header_coord, header_radec
+
+    header = fits.Header(list(cards.items()))
+    coord = header_coord(header)
+    assert header_radec(header) == (None if coord is None else (coord.ra.deg, coord.dec.deg))

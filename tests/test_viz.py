@@ -10,7 +10,8 @@ from PIL import Image
 from astrovlm.data.readers import read_image
 from astrovlm.data.spectrum import Spectrum
 from astrovlm.errors import AstroVLMError
-from astrovlm.viz import image_thumbnail, plot_spectrum, save_spectrum_png, stretch_image
+from astrovlm.viz import (
+    STRETCHES, image_thumbnail, plot_spectrum, save_spectrum_png, stretch_image, write_png)
 from fits_fixtures import continuum_spectrum, make_image
 
 
@@ -45,6 +46,42 @@ def test_blank_and_flat_images():
     out = stretch_image(data)
     assert out[0, 0] == 0 and out[4, 4] == 128
     assert stretch_image(np.full((4, 4), np.nan)).max() == 0
+
+
+def _astropy_stretch(data, stretch, percentile):
+    """The display pixels as astropy.visualization composes them: interval, then stretch."""
+    from astrovlm.viz import _interval, _stretch
+
+    data = np.asarray(data, dtype=np.float64)
+    finite = np.isfinite(data)
+    vmin, vmax = _interval(stretch, percentile).get_limits(data[finite])
+    scaled = np.clip((np.where(finite, data, vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
+    shown = _stretch(stretch)(scaled, clip=True)
+    return np.round(np.where(finite, shown, 0.0) * 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("stretch", STRETCHES)
+def test_stretch_image_is_exactly_astropys_interval_and_stretch(stretch):
+    rng = np.random.default_rng(3)
+    sky = rng.lognormal(3, 1, size=(96, 130)).astype(np.float32)
+    holed = sky.copy()
+    holed.flat[::7], holed[0, 0] = np.nan, np.inf
+    for data in (sky, holed):
+        for percentile in (99.5, 90.0, 100.0):
+            assert np.array_equal(stretch_image(data, stretch, percentile),
+                                  _astropy_stretch(data, stretch, percentile))
+
+
+def test_write_png_reads_back_exactly(tmp_path):
+    rng = np.random.default_rng(4)
+    grey = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    for pixels in (grey, np.stack([grey, grey[::-1], 255 - grey], axis=-1), grey[:1, :1]):
+        write_png(pixels, tmp_path / "p.png")
+        with Image.open(tmp_path / "p.png") as img:
+            assert img.format == "PNG" and img.mode == ("L" if pixels.ndim == 2 else "RGB")
+            assert np.array_equal(np.asarray(img), pixels)
+    with pytest.raises(AstroVLMError, match="PNG pixels"):
+        write_png(np.zeros((4, 4, 2), np.uint8), tmp_path / "bad.png")
 
 
 def test_bad_stretch_arguments():

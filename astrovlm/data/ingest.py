@@ -18,14 +18,18 @@ OBJECT keyword. Users' data has no train/val/test split: every record is "train"
 split of the sample sky is for training astrovlm; ingested data is searched, not learned from).
 
 Each file is opened and parsed once: the sniff that decides its kind hands the reader the
-open FITS file (``readers.sniffed``). Bad files are skipped and reported. The dataset is
-written by the one dataset writer (``astrovlm.data.writer``: the same checksums and content
+open FITS file (``readers.sniffed``). Files are read, rendered and written in worker
+processes (one per idle CPU; ``workers=1``, or a folder of under 32 files, stays in
+this process): each writes under a provisional ``.part-K`` name that is renamed to its id in
+file order, so the dataset does not depend on the number of workers. Bad files are skipped
+and reported. The dataset is written by the one dataset writer (``astrovlm.data.writer``: the same checksums and content
 hash as the sample sky, so ``astrovlm data info --verify`` checks it) and swapped in at the
 end, so an interrupted ingest leaves the previous one intact.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -48,6 +52,7 @@ SPLIT = "train"
 SPLIT_NOTE = ("users' data has no train/val/test split; every ingested record is 'train' "
               "(it is searched and asked about, not used to evaluate astrovlm)")
 RENDER_MAX_SIDE = 1024
+POOL_MIN_FILES = 32   # fewer files than this are read in this process: no pool to start
 PASSAGE_CHARS = 1200
 SOURCE = "user data (astrovlm data ingest)"
 _SKIP_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -59,10 +64,11 @@ class _Item:
 
     rel: str
     kind: str
-    coord: object = None            # SkyCoord or None
+    coord: tuple | None = None      # (RA, Dec) in ICRS degrees, or None
     name: str | None = None
     record: object = None           # ImageRecord / SpectrumRecord (object_id filled later)
     meta: dict = field(default_factory=dict)
+    written: list = field(default_factory=list)   # files of the dataset it wrote, until settled
 
 
 def _group_key(name: str | None) -> str:
@@ -132,12 +138,19 @@ def _full_suffix(path: Path) -> str:
 
 
 def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, workers: int | None = None) -> dict:
     """Ingest every file under ``folder`` into a dataset at ``out``; return a report
-    ``{"ok": n, "bad": [{"path", "error"}], "images": ..., "spectra": ..., ...}``."""
+    ``{"ok": n, "bad": [{"path", "error"}], "images": ..., "spectra": ..., ...}``.
+
+    ``workers``: processes that read and write the files (default: one per idle CPU,
+    ``workers_default``; 1 reads them all in this process). The dataset is the same
+    whatever the number."""
     from tqdm.auto import tqdm
 
     radius = check_radius(radius)
+    workers = workers_default() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise BadArgumentError(f"workers must be a whole number >= 1, not {workers!r}", field="workers")
     folder, out = Path(folder).expanduser().resolve(), Path(out).expanduser().resolve()
     if not folder.is_dir():
         raise NotFoundError("is not a folder", path=folder)
@@ -153,26 +166,23 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
     catalogs: list[dict] = []
     texts: list[tuple[str, str]] = []
     with DatasetWriter(out) as w:
+        jobs = [(k, path, path.relative_to(folder).as_posix(), w.files)
+                for k, path in enumerate(files)]
         n_images = n_spectra = 0
-        for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
-            rel = path.relative_to(folder).as_posix()
-            try:
-                with sniffed(path) as found:  # the file is opened once, here
-                    if found.kind == "image":
-                        items.append(_ingest_image(found, rel, w, n_images + 1))
-                        n_images += 1
-                    elif found.kind == "spectrum":
-                        items.append(_ingest_spectrum(found, rel, w, n_spectra + 1))
-                        n_spectra += 1
-                    elif found.kind == "catalog":
-                        catalogs.append(_ingest_catalog(found, rel, w))
-                    else:
-                        texts.append((rel, read_text(path)))
-            except AstroVLMError as exc:
-                bad.append({"path": rel, "error": str(exc)})
-            except (OSError, MemoryError, ValueError, TypeError, KeyError, IndexError) as exc:
-                # a reader bug or an exotic file must not stop a batch; report it plainly
-                bad.append({"path": rel, "error": f"{path}: unexpected {type(exc).__name__}: {exc}"})
+        for kind, rel, got in tqdm(_run(jobs, workers), total=len(jobs), desc="ingest",
+                                   unit="file", disable=not progress):
+            if kind == "bad":
+                bad.append({"path": rel, "error": got})
+            elif kind == "image":
+                n_images += 1
+                items.append(_settle(got, f"USER-IMG-{n_images:04d}", w.files))
+            elif kind == "spectrum":
+                n_spectra += 1
+                items.append(_settle(got, f"USER-SPEC-{n_spectra:04d}", w.files))
+            elif kind == "catalog":
+                catalogs.append(_ingest_catalog(got, rel, w))
+            else:
+                texts.append((rel, got))
         n_ok = len(items) + len(catalogs) + len(texts)
         if n_ok == 0:
             raise UnreadableError(f"no readable files ({len(bad)} bad; first: "
@@ -207,24 +217,118 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
     return report
 
 
-def _ingest_image(found, rel: str, w: DatasetWriter, n: int) -> _Item:
-    from astrovlm.viz import image_thumbnail
+def cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def workers_default() -> int:
+    """Worker processes for ingest: the CPUs that are idle (CPUs less the 1-minute load
+    average), at least 1. On a shared machine whose CPUs are busy, more processes than
+    idle CPUs only take turns with the other work (measured: no faster, ~10% more CPU)."""
+    n = cpus()
+    try:
+        idle = n - os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average on this system
+        idle = n
+    return max(1, min(n, int(idle + 0.5)))
+
+
+def _run(jobs: list, workers: int):
+    """``_one_file`` over the jobs, results in the jobs' order: in this process, or in
+    ``workers`` processes (chunks of files each) when there are enough files to pay for them."""
+    if workers <= 1 or len(jobs) < POOL_MIN_FILES:
+        yield from map(_one_file, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork where there is one: a worker starts with astrovlm and astropy already imported
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    chunk = max(1, min(16, len(jobs) // (4 * workers)))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        yield from pool.map(_one_file, jobs, chunksize=chunk)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _one_file(job) -> tuple[str, str, object]:
+    """Read one file and write what it holds (``(kind, rel, what)``): an image or spectrum
+    is written under a name of its own (``.part-K``) that ``_settle`` renames to its id once
+    the files before it are counted; a catalog's table and a text's words come back to be
+    written here. A bad file is ``("bad", rel, its error)``, and leaves nothing behind."""
+    k, path, rel, files = job
+    stem = f".part-{k:06d}"
+    written: list[str] = []
+    try:
+        with sniffed(path) as found:  # the file is opened once, here
+            if found.kind == "image":
+                return "image", rel, _ingest_image(found, rel, files, stem, written)
+            if found.kind == "spectrum":
+                return "spectrum", rel, _ingest_spectrum(found, rel, files, stem, written)
+            if found.kind == "catalog":
+                return "catalog", rel, (path, read_catalog(path, hdul=found.hdul, table=found.table))
+            return "text", rel, read_text(path)
+    except AstroVLMError as exc:
+        _remove(files, written)
+        return "bad", rel, str(exc)
+    except (OSError, MemoryError, ValueError, TypeError, KeyError, IndexError) as exc:
+        # a reader bug or an exotic file must not stop a batch; report it plainly
+        _remove(files, written)
+        return "bad", rel, f"{path}: unexpected {type(exc).__name__}: {exc}"
+    except BaseException:
+        _remove(files, written)
+        raise
+
+
+def _remove(files, written: list[str]) -> None:
+    for rel in written:
+        (files.root / rel).unlink(missing_ok=True)
+
+
+def _settle(item: "_Item", record_id: str, files) -> "_Item":
+    """Give a file's record its id, and its files their names (``images/USER-IMG-0001.png``)."""
+    rec = item.record
+    part = rec.image_id if item.kind == "image" else rec.spectrum_id  # ".part-000042"
+    for rel in item.written:
+        files.rename(rel, rel.replace(part, record_id))
+    rec.path = rec.path.replace(part, record_id)
+    if item.kind == "image":
+        rec.image_id = record_id
+    else:
+        rec.spectrum_id = record_id
+    item.written = []
+    return item
+
+
+def _ingest_image(found, rel: str, w, image_id: str, written: list) -> _Item:
+    from astrovlm.viz import image_thumbnail, write_png
 
     cutout = read_image(found.path, hdul=found.hdul)
-    image_id = f"USER-IMG-{n:04d}"
     suffix = _full_suffix(found.path)
     if cutout.display_ready and suffix in (".png", ".jpg", ".jpeg"):
-        target = w.copy(found.path, f"images/{image_id}{suffix}")
+        written.append(f"images/{image_id}{suffix}")
+        target = w.copy(found.path, written[-1])
     else:
-        w.copy(found.path, f"images/{image_id}{suffix}")  # the science file, kept
+        written.append(f"images/{image_id}{suffix}")
+        w.copy(found.path, written[-1])  # the science file, kept
         target = f"images/{image_id}.png"
-        rendering = image_thumbnail(cutout, RENDER_MAX_SIDE)
+        written.append(target)
+        if max(cutout.shape) > RENDER_MAX_SIDE:
+            pixels = np.asarray(image_thumbnail(cutout, RENDER_MAX_SIDE))
+        else:
+            pixels = cutout.to_rgb()  # what image_thumbnail gives when no shrinking is needed
         if cutout.n_bands == 1:
             # one band renders grey: an 8-bit grey PNG holds the same pixels as the RGB one
             # (every reader converts it back to RGB) at a third of the zlib work
-            rendering = rendering.getchannel(0)
+            pixels = pixels[..., 0]
         # fast zlib level: the rendering is a view of the FITS beside it, not an archive
-        rendering.save(w.path(target), format="PNG", compress_level=1)
+        write_png(pixels, w.path(target), level=1)
     center = cutout.center
     fov = cutout.fov()
     record = ImageRecord(
@@ -234,20 +338,20 @@ def _ingest_image(found, rel: str, w: DatasetWriter, n: int) -> _Item:
         dec_deg=None if center is None else float(center.dec.deg),
         fov_deg=None if fov is None else float(fov.to_value(u.deg)),
         simulated=False, split=SPLIT)
-    return _Item(rel=rel, kind="image", coord=center, name=cutout.name, record=record)
+    coord = None if center is None else (record.ra_deg, record.dec_deg)
+    return _Item(rel=rel, kind="image", coord=coord, name=cutout.name, record=record,
+                 written=written)
 
 
-def _ingest_spectrum(found, rel: str, w: DatasetWriter, n: int) -> _Item:
+def _ingest_spectrum(found, rel: str, w, spectrum_id: str, written: list) -> _Item:
     spectrum = read_spectrum(found.path, hdul=found.hdul, table=found.table)
-    spectrum_id = f"USER-SPEC-{n:04d}"
     spectrum.meta.setdefault("ORIGFILE", Path(rel).name)
-    path = w.write_spectrum(spectrum, f"spectra/{spectrum_id}.fits")
+    written.append(f"spectra/{spectrum_id}.fits")
+    path = w.write_spectrum(spectrum, written[-1])
     meta = spectrum.meta
     coord = None
     if meta.get("RA") is not None and meta.get("DEC") is not None:
-        from astropy.coordinates import SkyCoord
-
-        coord = SkyCoord(float(meta["RA"]) * u.deg, float(meta["DEC"]) * u.deg, frame="icrs")
+        coord = (float(meta["RA"]), float(meta["DEC"]))  # the readers give ICRS degrees
     z = _finite(meta.get("Z"))
     snr = None
     if spectrum.ivar is not None:
@@ -261,7 +365,7 @@ def _ingest_spectrum(found, rel: str, w: DatasetWriter, n: int) -> _Item:
         split=SPLIT)
     name = meta.get("OBJECT") or meta.get("OBJNAME")
     return _Item(rel=rel, kind="spectrum", coord=coord, name=str(name) if name else None,
-                 record=record, meta={"Z": z, "CLASS": meta.get("CLASS")})
+                 record=record, meta={"Z": z, "CLASS": meta.get("CLASS")}, written=written)
 
 
 def _finite(value) -> float | None:
@@ -272,9 +376,8 @@ def _finite(value) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def _ingest_catalog(found, rel: str, w: DatasetWriter) -> dict:
-    path = found.path
-    table = read_catalog(path, hdul=found.hdul, table=found.table)
+def _ingest_catalog(read, rel: str, w: DatasetWriter) -> dict:
+    path, table = read
     coords = None
     if table.meta.get("ra_column"):
         try:
@@ -324,7 +427,8 @@ def _group(items: list[_Item], catalogs: list[dict], radius) -> list[SkyObject]:
 
     placed = [i for i, it in enumerate(items) if it.coord is not None]
     if placed:
-        coords = SkyCoord([items[i].coord.icrs for i in placed])
+        radec = np.array([items[i].coord for i in placed], dtype=float)
+        coords = SkyCoord(radec[:, 0] * u.deg, radec[:, 1] * u.deg, frame="icrs")
         labels = group_by_position(coords, radius)
         first = {}
         for k, lab in enumerate(labels):
@@ -341,7 +445,7 @@ def _group(items: list[_Item], catalogs: list[dict], radius) -> list[SkyObject]:
         for j in members[1:]:
             a, b = items[members[0]].coord, items[j].coord
             # the same name a degree apart is two targets that share a label, not one object
-            if a is None or b is None or a.separation(b) < 1 * u.deg:
+            if a is None or b is None or _separation_deg(a, b) < 1.0:
                 union(members[0], j)
     groups: dict[int, list[int]] = {}
     for i in range(n):
@@ -355,10 +459,18 @@ def _group(items: list[_Item], catalogs: list[dict], radius) -> list[SkyObject]:
     return objects
 
 
+def _separation_deg(a: tuple, b: tuple) -> float:
+    """The angle between two (RA, Dec) in degrees (Vincenty's formula, as astropy's)."""
+    ra1, dec1, ra2, dec2 = np.radians([a[0], a[1], b[0], b[1]])
+    sd, cd = np.sin(ra2 - ra1), np.cos(ra2 - ra1)
+    s1, c1, s2, c2 = np.sin(dec1), np.cos(dec1), np.sin(dec2), np.cos(dec2)
+    return float(np.degrees(np.arctan2(np.hypot(c2 * sd, c1 * s2 - s1 * c2 * cd), s1 * s2 + c1 * c2 * cd)))
+
+
 def _mean_radec(coords) -> tuple[float, float]:
-    """The mean direction of some positions (unit vectors summed: safe across RA = 0)."""
-    ra = np.radians([c.icrs.ra.deg for c in coords])
-    dec = np.radians([c.icrs.dec.deg for c in coords])
+    """The mean direction of some (RA, Dec) in degrees (unit vectors summed: safe across RA = 0)."""
+    ra = np.radians([c[0] for c in coords])
+    dec = np.radians([c[1] for c in coords])
     x, y, z = np.sum(np.cos(dec) * np.cos(ra)), np.sum(np.cos(dec) * np.sin(ra)), np.sum(np.sin(dec))
     return float(np.degrees(np.arctan2(y, x)) % 360.0), float(np.degrees(np.arctan2(z, np.hypot(x, y))))
 

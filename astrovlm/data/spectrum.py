@@ -7,7 +7,9 @@ held as a ``Spectrum`` and written as a FITS binary table with columns WAVELENGT
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import astropy.units as u
@@ -44,19 +46,34 @@ class Spectrum:
         return len(self.flux)
 
     def to_fits(self, path: str | Path) -> None:
-        """Write as a FITS binary table (write to a temp name, then rename)."""
+        """Write as a FITS binary table SPECTRUM (write to a temp name, then rename).
+
+        The bytes are those astropy's ``BinTableHDU.from_columns`` + ``writeto`` write
+        (``_fits_hdus``), put together directly: every card formatted by astropy's ``Card``,
+        the rows as one big-endian record array. That is ~10x less CPU, paid once per
+        spectrum by ingest and the sample-sky build. Metadata whose key the table's structure
+        uses (NAXIS2, TTYPE1, COMMENT...) goes the slow way, where astropy settles it as before.
+        """
         import os
 
-        from astropy.io import fits
-
         path = Path(path)
+        if any(_STRUCTURAL.match(str(key).upper()[:8]) for key, v in self.meta.items() if v is not None):
+            payload = None
+        else:
+            payload = self._fits_bytes()
+        tmp = path.with_name(f".{path.name}.tmp")
+        if payload is None:
+            self._fits_hdus().writeto(tmp, overwrite=True)
+        else:
+            with open(tmp, "wb") as fh:
+                fh.write(payload)
+        os.replace(tmp, path)
+
+    def _columns(self):
         ivar = self.ivar if self.ivar is not None else np.ones_like(self.flux)
-        cols = [
-            fits.Column(name="WAVELENGTH", format="D", unit="Angstrom", array=self.wavelength.value),
-            fits.Column(name="FLUX", format="E", unit=self.flux_unit or None, array=self.flux),
-            fits.Column(name="IVAR", format="E", array=ivar),
-        ]
-        hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+        return self.wavelength.value, self.flux, ivar
+
+    def _meta_cards(self, header) -> None:
         for key, value in self.meta.items():
             if value is None:
                 continue
@@ -67,10 +84,64 @@ class Spectrum:
                 value = value.item() if hasattr(value, "item") else value
             else:
                 value = str(value)[:68]
-            hdu.header[k] = value
-        tmp = path.with_name(f".{path.name}.tmp")
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
+            header[k] = value
+
+    def _fits_hdus(self):
+        """The file as astropy builds it (the reference ``_fits_bytes`` is tested against)."""
+        from astropy.io import fits
+
+        wave, flux, ivar = self._columns()
+        cols = [
+            fits.Column(name="WAVELENGTH", format="D", unit="Angstrom", array=wave),
+            fits.Column(name="FLUX", format="E", unit=self.flux_unit or None, array=flux),
+            fits.Column(name="IVAR", format="E", array=ivar),
+        ]
+        hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+        self._meta_cards(hdu.header)
+        return fits.HDUList([fits.PrimaryHDU(), hdu])
+
+    def _fits_bytes(self) -> bytes:
+        from astropy.io import fits
+
+        wave, flux, ivar = self._columns()
+        rows = np.empty(len(flux), dtype=[("WAVELENGTH", ">f8"), ("FLUX", ">f4"), ("IVAR", ">f4")])
+        rows["WAVELENGTH"], rows["FLUX"], rows["IVAR"] = wave, flux, ivar
+        before, after = _table_cards(self.flux_unit or "")
+        cards = {}
+        self._meta_cards(cards)  # a dict: a repeated key keeps its place, takes the last value
+        header = "".join([before, fits.Card("NAXIS2", len(rows), "length of dimension 2").image,
+                          after, *(fits.Card(k, v).image for k, v in cards.items()), "END"])
+        data = rows.tobytes()
+        return b"".join([_primary_header(), header.ljust(-(-len(header) // _BLOCK) * _BLOCK).encode("ascii"),
+                         data, b"\0" * (-len(data) % _BLOCK)])
+
+
+_BLOCK = 2880  # FITS block size: headers pad with blanks, data with zeros, to a multiple of it
+# Keys the table's own structure uses: metadata naming one of them is left to astropy.
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|EXTEND|XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|T[A-Z]{3,4}\d+|EXTNAME|"
+    r"EXTVER|EXTLEVEL|THEAP|CHECKSUM|DATASUM|END|COMMENT|HISTORY|CONTINUE|HIERARCH|)$")
+
+
+@lru_cache(maxsize=64)
+def _table_cards(flux_unit: str) -> tuple[str, str]:
+    """The card images of the table's structure before and after NAXIS2 (the row count)."""
+    from astropy.io import fits
+
+    header = fits.BinTableHDU.from_columns([
+        fits.Column(name="WAVELENGTH", format="D", unit="Angstrom", array=np.zeros(1)),
+        fits.Column(name="FLUX", format="E", unit=flux_unit or None, array=np.zeros(1)),
+        fits.Column(name="IVAR", format="E", array=np.zeros(1))], name="SPECTRUM").header
+    images = [c.image for c in header.cards]
+    at = [c.keyword for c in header.cards].index("NAXIS2")
+    return "".join(images[:at]), "".join(images[at + 1:])
+
+
+@lru_cache(maxsize=1)
+def _primary_header() -> bytes:
+    from astropy.io import fits
+
+    return fits.PrimaryHDU().header.tostring().encode("ascii")
 
 
 # The common grid every spectrum is resampled to before encoding: log-linear in wavelength

@@ -9,6 +9,9 @@ checksums and the same content hash (``astrovlm.data.checksums``).
         manifest = w.finish(objects, images, spectra, passages, manifest={"name": ...})
         w.write_json("summary.json", {...})
 
+``w.files`` (a ``DatasetFiles``: path, copy, write_spectrum, rename) is the same door as a
+small picklable object, for worker processes that write into the open folder.
+
 Everything is written into a sibling temp folder and swapped in when the block ends
 (``astrovlm.config.atomic_directory``): an interrupted build leaves the previous dataset as
 it was, and a reader never sees half a dataset.
@@ -16,6 +19,7 @@ it was, and a reader never sees half a dataset.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -54,26 +58,25 @@ class DatasetWriter:
             raise err
         return swap.__exit__(exc_type, exc, tb)
 
-    def path(self, rel: str) -> Path:
-        """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
+    @property
+    def files(self) -> "DatasetFiles":
+        """Where files go, as a small picklable object: ingest's worker processes write
+        through it into the folder this writer swaps in."""
         if self.root is None:
             raise BadArgumentError("the writer is not open (use it in a with-block)", path=self.final)
-        parts = Path(rel).parts
-        if not parts or Path(rel).is_absolute() or ".." in parts:
-            raise BadArgumentError(f"'{rel}' is not a path inside the dataset", field="rel")
-        target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
+        return DatasetFiles(self.root)
+
+    def path(self, rel: str) -> Path:
+        """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
+        return self.files.path(rel)
 
     def copy(self, source: str | Path, rel: str) -> str:
         """Copy a file in as ``rel`` (timestamps kept); returns ``rel`` for the record."""
-        shutil.copy2(source, self.path(rel))
-        return rel
+        return self.files.copy(source, rel)
 
     def write_spectrum(self, spectrum, rel: str) -> str:
         """A ``Spectrum`` as the FITS table every spectrum of a dataset is (``Spectrum.to_fits``)."""
-        spectrum.to_fits(self.path(rel))
-        return rel
+        return self.files.write_spectrum(spectrum, rel)
 
     def write_json(self, rel: str, obj) -> None:
         atomic_write_json(self.path(rel), obj)
@@ -98,3 +101,32 @@ class DatasetWriter:
         atomic_write_json(self.root / "manifest.json", manifest)
         self.manifest = manifest
         return manifest
+
+
+class DatasetFiles:
+    """The files of an open dataset folder: where each goes, copies and spectra in."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, rel: str) -> Path:
+        """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
+        parts = Path(rel).parts
+        if not parts or Path(rel).is_absolute() or ".." in parts:
+            raise BadArgumentError(f"'{rel}' is not a path inside the dataset", field="rel")
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def copy(self, source: str | Path, rel: str) -> str:
+        shutil.copy2(source, self.path(rel))
+        return rel
+
+    def write_spectrum(self, spectrum, rel: str) -> str:
+        spectrum.to_fits(self.path(rel))
+        return rel
+
+    def rename(self, rel: str, new_rel: str) -> str:
+        """Move a file already written to ``new_rel``; returns ``new_rel``."""
+        os.replace(self.path(rel), self.path(new_rel))
+        return new_rel

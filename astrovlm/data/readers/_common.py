@@ -140,6 +140,11 @@ def card(header, key: str, default=None):
     """A header value, or ``default`` when the card is absent or unparsable (old IRAF files
     carry cards like ``Z = '0.0000-000000000E-04'`` that astropy cannot parse)."""
     try:
+        if key not in header:  # most look-ups miss: an index look-up, no warnings machinery
+            return default
+    except Exception:  # let get() decide
+        pass
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = header.get(key, default)
@@ -243,16 +248,47 @@ def header_coord(header):
     return None
 
 
-def _coord_from_values(ra, dec, header):
-    from astropy.coordinates import SkyCoord
+def header_radec(header) -> tuple[float, float] | None:
+    """``header_coord``'s position as ICRS (RA, Dec) in degrees, or None; plain ICRS degrees
+    (most headers) are taken as they are, without building a ``SkyCoord``."""
+    for ra_key, dec_key in _RADEC_KEYS:
+        ra, dec = card(header, ra_key), card(header, dec_key)
+        if ra is None or dec is None or isinstance(ra, bool) or isinstance(dec, bool):
+            continue
+        if not isinstance(ra, str) and not isinstance(dec, str) and _frame(header)[0] == "icrs":
+            try:
+                ra_f, dec_f = float(ra), float(dec)
+            except (ValueError, TypeError):
+                continue
+            if (not (np.isfinite(ra_f) and np.isfinite(dec_f)) or not (-90 <= dec_f <= 90)
+                    or (ra_f == 0.0 and dec_f == 0.0)):
+                continue  # as _coord_from_values: unusable, or the 0,0 placeholder
+            ra_f %= 360.0
+            return (0.0 if ra_f >= 360.0 else ra_f), dec_f  # -1e-20 % 360 rounds to 360
+        try:
+            coord = _coord_from_values(ra, dec, header)
+        except (ValueError, TypeError, u.UnitsError):
+            continue
+        if coord is not None:
+            return float(coord.ra.deg), float(coord.dec.deg)
+    return None
 
-    frame, equinox = "icrs", None
+
+def _frame(header) -> tuple[str, str | None]:
+    """The frame and equinox that a header's RA/Dec are in (RADESYS, EQUINOX/EPOCH)."""
     radesys = str(card(header, "RADESYS", card(header, "RADECSYS", "")) or "").upper()
     eq = header_number(header, "EQUINOX") or header_number(header, "EPOCH")
     if radesys.startswith("FK4") or (eq is not None and abs(eq - 1950) < 1):
-        frame, equinox = "fk4", "B1950"
-    elif radesys.startswith("FK5") and eq is not None and abs(eq - 2000) > 1:
-        frame, equinox = "fk5", f"J{eq:g}"
+        return "fk4", "B1950"
+    if radesys.startswith("FK5") and eq is not None and abs(eq - 2000) > 1:
+        return "fk5", f"J{eq:g}"
+    return "icrs", None
+
+
+def _coord_from_values(ra, dec, header):
+    from astropy.coordinates import SkyCoord
+
+    frame, equinox = _frame(header)
     kw = {"frame": frame}
     if equinox:
         kw["equinox"] = equinox

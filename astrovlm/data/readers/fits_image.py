@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
@@ -197,7 +198,9 @@ def _celestial_wcs(header):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             warnings.simplefilter("ignore")
-            wcs = WCS(header).celestial
+            wcs = WCS(header)
+            if not (wcs.naxis == 2 and wcs.wcs.lng == 0 and wcs.wcs.lat == 1):
+                wcs = wcs.celestial  # a copy: only when there is more than RA/Dec to drop
     except Exception:  # broken WCS keywords: the image is still usable without a position
         return None
     if wcs.naxis != 2 or not wcs.has_celestial:
@@ -208,7 +211,9 @@ def _celestial_wcs(header):
 def _wcs_center(wcs, shape2d):
     h, w = shape2d
     try:
-        coord = wcs.pixel_to_world((w - 1) / 2.0, (h - 1) / 2.0)
+        coord = _icrs_center(wcs, (w - 1) / 2.0, (h - 1) / 2.0)
+        if coord is None:
+            coord = wcs.pixel_to_world((w - 1) / 2.0, (h - 1) / 2.0)
     except Exception:
         return None
     try:
@@ -217,6 +222,21 @@ def _wcs_center(wcs, shape2d):
         return coord.icrs
     except AttributeError:
         return None
+
+
+def _icrs_center(wcs, x: float, y: float):
+    """``pixel_to_world`` for a WCS in ICRS, without its detour through the high-level API
+    (a third of the cost of reading a small image); None for other frames."""
+    from astropy.coordinates import ICRS, SkyCoord
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    if not isinstance(wcs_to_celestial_frame(wcs), ICRS):
+        return None
+    world = wcs.all_pix2world([[x, y]], 0)[0]
+    lon, lat = float(world[wcs.wcs.lng]), float(world[wcs.wcs.lat])
+    if not (np.isfinite(lon) and np.isfinite(lat)):
+        return None
+    return SkyCoord(ICRS(ra=lon * u.deg, dec=lat * u.deg))
 
 
 def _band_names(header, shape) -> list[str]:

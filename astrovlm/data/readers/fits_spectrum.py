@@ -23,7 +23,7 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
-    card, check_nonempty, hdu_data, hdu_shape, header_coord, header_number, is_image_hdu,
+    card, check_nonempty, hdu_data, hdu_shape, header_number, header_radec, is_image_hdu,
     is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu)
 from astrovlm.data.readers.spectrum_table import (
     META_KEYS, assume_angstrom, finish_spectrum, ivar_from_error, spectral_columns,
@@ -329,9 +329,9 @@ def _meta_from_header(header) -> dict:
         value = card(header, key)
         if value is not None and not isinstance(value, (list, dict)):
             meta[key] = value
-    coord = header_coord(header)
-    if coord is not None:
-        meta["RA"], meta["DEC"] = float(coord.ra.deg), float(coord.dec.deg)
+    radec = header_radec(header)
+    if radec is not None:
+        meta["RA"], meta["DEC"] = radec
     return meta
 
 
