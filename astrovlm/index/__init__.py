@@ -8,7 +8,8 @@
 - ``persist``   the index folder: atomic save, checksums, format version, fingerprint check
 - ``results``   ``Hit`` and ``SearchResult``
 - ``filters``   ``SkyFilter``: modality, object type, a cone on the sky
-- ``search``    ``SkySearch``: queries by text, image, spectrum or object, through an encoder
+- ``search``    ``Retriever``: the one door for the CLI, app and assistant (queries by text, image,
+                spectrum or object; per-object grouping, split/kind/score narrowing; zero-shot)
 - ``build``     the index of a dataset (local); ``ray_build`` the same on Ray, sharded IVF-PQ
 """
 
