@@ -62,7 +62,7 @@ def _text(result: dict) -> str:
 def run_classify(args) -> int:
     from astrovlm.encoders import AlignedEncoder
     from astrovlm.encoders.zeroshot import classify, modality_of
-    from astrovlm.errors import AstroVLMError
+    from astrovlm.errors import BadArgumentError
 
     image, spectrum = args.image, args.spectrum
     if args.file:
@@ -71,7 +71,7 @@ def run_classify(args) -> int:
         else:
             spectrum = spectrum or args.file
     if image is None and spectrum is None:
-        raise AstroVLMError("give a FILE, --image or --spectrum")
+        raise BadArgumentError("give a FILE, --image or --spectrum")
     encoder = AlignedEncoder.from_pretrained(args.model)
     labels = args.labels if args.labels is not None else None
     result = classify(encoder, image=image, spectrum=spectrum, labels=labels, views=args.views).to_dict()
@@ -85,10 +85,10 @@ def run_embed(args) -> int:
 
     from astrovlm.encoders import AlignedEncoder
     from astrovlm.encoders.zeroshot import modality_of
-    from astrovlm.errors import AstroVLMError
+    from astrovlm.errors import BadArgumentError
 
     if not args.files and not args.text:
-        raise AstroVLMError("give files to embed or --text")
+        raise BadArgumentError("give files to embed or --text")
     encoder = AlignedEncoder.from_pretrained(args.model)
     rows, vectors = [], []
     for f in args.files:
