@@ -133,7 +133,7 @@ class Assistant:
         fed = tuple(m for m in attachments if self.feed_features and m in self.model.placeholder_ids)
         messages, removed = build_messages(r.question, r.sources, list(history)[-MAX_HISTORY_TURNS:], fed)
         if removed:
-            r.notes.append(f"{removed} instruction-like line(s) in the retrieved text were removed")
+            r.notes.append(f"{removed} instruction-like sentence(s) in the retrieved text were removed")
         if not r.sources:
             r.notes.append("nothing was retrieved for this question")
         features = {m: r.features[m] for m in fed}
