@@ -188,6 +188,8 @@ def test_a_false_type_and_constellation_are_found():
         == ["V magnitude"]
     assert [c.field for c in contradictions(ANDROMEDA, "M 31 is an elliptical galaxy.")] == ["type"]
     assert [c.field for c in contradictions(RING, "It is a black hole.", about=True)] == ["type"]
+    hidden = "M" + ZW + "57 is " + _homoglyph("a spiral galaxy") + "."   # zero-width and Cyrillic
+    assert [c.field for c in contradictions(RING, hidden)] == ["type"]
 
 
 def test_what_agrees_with_the_card_or_is_about_another_object_is_not_flagged():

@@ -13,8 +13,9 @@ check, not a parser.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from astrovlm.assistant.sanitize import matching_copy
 
 CONTRADICTS = "[this passage contradicts the catalog card above]"
 
@@ -85,10 +86,10 @@ class Contradiction:
 
 
 def fold(text: str) -> str:
-    """Lower case, accents and compatibility forms folded, whitespace collapsed."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if unicodedata.category(c) not in ("Mn", "Cf", "Cc"))
-    return " ".join(text.lower().split())
+    """The filter's matching copy: lower case, accents, compatibility forms, invisible
+    characters and look-alike letters folded, whitespace collapsed ("M57 is а galaxy" with a
+    Cyrillic "а" is read as written in Latin)."""
+    return matching_copy(text)
 
 
 def name_pattern(obj) -> re.Pattern:

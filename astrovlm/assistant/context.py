@@ -20,7 +20,7 @@ import numpy as np
 
 from astrovlm.assistant.consistency import CONTRADICTS, contradictions, without
 from astrovlm.assistant.mentions import find_names
-from astrovlm.assistant.prompts import Source, defuse_controls
+from astrovlm.assistant.prompts import Source, defuse_controls, neutralise
 from astrovlm.errors import BadArgumentError, NotFoundError
 
 MAX_QUESTION_CHARS = 500
@@ -164,8 +164,10 @@ class ContextBuilder:
         for src in r.sources:
             if not is_user_passage(src):
                 continue
+            # read with its instructions removed: those are the filter's to remove and report
+            shown = neutralise(src.text)[0]
             found = [c for obj in r.objects
-                     for c in contradictions(obj, src.text, about=src.object_id == obj.object_id)]
+                     for c in contradictions(obj, shown, about=src.object_id == obj.object_id)]
             if not found:
                 continue
             src.text = f"{CONTRADICTS} {without(src.text, found)}".strip()
