@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from astrovlm.assistant.consistency import check_answer
 from astrovlm.assistant.context import (MAX_QUESTION_CHARS, ContextBuilder, Embedding,  # noqa: F401
                                         Retrieval)
 from astrovlm.assistant.mentions import find_names  # noqa: F401  (part of the public face)
-from astrovlm.assistant.consistency import check_answer
 from astrovlm.assistant.prompts import NOT_IN_CONTEXT, Source, build_messages, cited_numbers
 from astrovlm.errors import BadArgumentError
 
