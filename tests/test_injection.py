@@ -206,7 +206,7 @@ def test_what_agrees_with_the_card_or_is_about_another_object_is_not_flagged():
 
 def test_a_contradicting_user_passage_is_marked_and_its_claim_left_out():
     card = Source("card:NGC6720", "M57", "catalog_card", "M57 is a planetary nebula in Lyra.", "NGC6720")
-    user = Source("USER-TXT-0001-001", "m57", "literature",
+    user = Source("USER-TXT-0001-001", "M57 is a spiral galaxy in Andromeda.", "literature",
                   "M57 is a spiral galaxy in Andromeda. It has a bright ring.", None,
                   extra={"source": "user file: m57.txt"})
     builtin = Source("kstars:x", "Nebulae", "literature", "Planetary nebulae are shells of gas.", None,
@@ -215,7 +215,7 @@ def test_a_contradicting_user_passage_is_marked_and_its_claim_left_out():
     assert [s.id for s in sources] == ["card:NGC6720", "kstars:x", "USER-TXT-0001-001"]
     r = Retrieval("What is M57?", sources, [RING])
     ContextBuilder()._flag_contradictions(r)
-    assert user.text == f"{CONTRADICTS} It has a bright ring."
+    assert user.text == f"{CONTRADICTS} It has a bright ring." and "spiral" not in user.title
     assert len(r.notes) == 1 and "a user passage (user file: m57.txt) contradicts the catalog on " \
         "M57's type" in r.notes[0] and "constellation" in r.notes[0]
     assert builtin.text == "Planetary nebulae are shells of gas."
@@ -329,7 +329,8 @@ def test_hostile_literature_changes_no_answer(variant, sky, shipped, user_litera
     kinds = [source_rank(s) for s in answer.context]
     assert kinds == sorted(kinds) and source_rank(ours[0]) == 2
     if variant == "fact poisoning":
-        assert ours[0].text.startswith(CONTRADICTS) and "spiral galaxy" not in ours[0].text
+        assert ours[0].text.startswith(CONTRADICTS)
+        assert "spiral galaxy" not in ours[0].text and "spiral galaxy" not in ours[0].title
         assert any("a user passage (user file: m57_fact.txt) contradicts the catalog on M57's type" in n
                    for n in answer.notes), answer.notes
         assert "spiral" not in text and "andromeda" not in text

@@ -171,6 +171,7 @@ class ContextBuilder:
             if not found:
                 continue
             src.text = f"{CONTRADICTS} {without(src.text, found)}".strip()
+            src.title = without(src.title, found) or "user passage"   # a title is a file's first line
             src.extra["contradicts"] = [c.__dict__ for c in found]
             r.notes.append(f"a user passage ({src.extra['source']}) contradicts the catalog on "
                            + "; ".join(c.describe() for c in found)
