@@ -64,7 +64,7 @@ def clip_text(text: str, max_chars: int) -> str:
 
 def build_context(sources: list[Source], max_chars_per_source: int = 320,
                   max_chars: int = 1100) -> tuple[str, int]:
-    """The fenced, numbered context block, and how many instruction-like lines were removed.
+    """The fenced, numbered context block, and how many instruction-like sentences were removed.
 
     Sources past the character budget are dropped (the caller ranks them best first).
     """

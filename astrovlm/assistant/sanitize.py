@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 REMOVED = "[instruction-like text removed]"
 
@@ -133,6 +134,7 @@ _SQUEEZED = re.compile(
     r"instruccion|regla|regle)")
 
 
+@lru_cache(maxsize=4096)   # a prompt is built twice per answer (its budget, then the messages)
 def is_instruction(text: str) -> bool:
     """Whether a piece of text (any form) reads like an instruction to the model."""
     m = matching_copy(text)
