@@ -117,6 +117,7 @@ def test_matching_copy_folds_what_hides_an_instruction():
 def test_clean_keeps_what_the_model_should_read():
     # NFKC would make "10⁶ K" read "106 K", and Greek folding "α CMa" read "a CMa"
     assert clean("α CMa\u200b is 10⁶ K\t hot.\u0007") == "α CMa is 10⁶ K hot."
+    assert clean(_full_width("M31 is a galaxy.")) == "M31 is a galaxy."
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "fact poisoning"])

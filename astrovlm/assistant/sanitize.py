@@ -11,9 +11,10 @@ folded, accents dropped), format and control characters removed, look-alikes fol
 Latin, whitespace collapsed, lower case; and it tests each sentence and each pair of
 neighbouring sentences, so an instruction split across a line or paragraph break is caught.
 
-The text the model is shown is the original sentence, cleaned less: NFC, format and control
-characters removed, whitespace collapsed. NFKC there would turn "10⁶ K" into "106 K", and
-folding Greek would turn "α CMa" into "a CMa".
+The text the model is shown is the original sentence, cleaned less: NFC, full-width and
+other dressed-up ASCII letters folded, format and control characters removed, whitespace
+collapsed. Full NFKC there would turn "10⁶ K" into "106 K", and folding Greek would turn
+"α CMa" into "a CMa".
 """
 
 from __future__ import annotations
@@ -58,10 +59,16 @@ def strip_invisible(text: str) -> str:
     return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cf", "Cc"))
 
 
+# Letters that only dress up ASCII (full-width, mathematical bold/italic...): shown folded.
+_DRESSED = re.compile("[\u3000\uff01-\uff5e\ufb00-\ufb06\U0001d400-\U0001d7ff]")
+
+
 def clean(text: str) -> str:
-    """The form shown to the model: NFC, invisible characters dropped, each line's whitespace
+    """The form shown to the model: NFC, full-width and other dressed-up ASCII letters
+    folded (NFKC on those alone), invisible characters dropped, each line's whitespace
     collapsed, blank-line runs kept as one paragraph break."""
-    text = strip_invisible(unicodedata.normalize("NFC", text)).replace("\t", " ")
+    text = _DRESSED.sub(lambda m: unicodedata.normalize("NFKC", m.group()), unicodedata.normalize("NFC", text))
+    text = strip_invisible(text).replace("\t", " ")
     lines = [" ".join(line.split()) for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
