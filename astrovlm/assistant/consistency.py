@@ -55,8 +55,8 @@ _CLASS = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(_FAMILY_OF, k
 _COPULA = re.compile(r"^\s*(?:\([^)]{0,80}\)\s*)?(?:,[^,.;]{0,60},\s*)?(?:is|was|remains|has been|is now)\s+"
                      r"(?P<neg>not\s+|no\s+longer\s+)?(?:actually\s+|really\s+|in fact\s+|also\s+|probably\s+)?"
                      r"(?:a|an|the|one of the)\s+(?P<rest>.*)$")
-_IN_CONSTELLATION = re.compile(r"\b(?:in|within)\s+(?:the\s+)?(?:constellation\s+(?:of\s+)?)?(?P<c>[a-z]+(?:\s+[a-z]+)?)"
-                               r"|\bconstellation\s+(?:of\s+)?(?P<c2>[a-z]+(?:\s+[a-z]+)?)")
+_IN_CONSTELLATION = re.compile(r"\b(?:in|within)\s+(?:the\s+)?(?:constellation\s+(?:of\s+)?)?"
+                               r"(?P<c>[a-z]+(?:\s+[a-z]+)?)|\bconstellation\s+(?:of\s+)?(?P<c2>[a-z]+(?:\s+[a-z]+)?)")
 _NOT_A_CONSTELLATION_AFTER = re.compile(r"^\s*(galaxy|nebula|cluster|group|arm)\b")
 _OTHER_DESIGNATION = re.compile(r"\b(m\s?\d{1,3}|ngc\s?\d{1,4}|ic\s?\d{1,4}|hd\s?\d{1,6}|ugc\s?\d{1,5}|"
                                 r"pgc\s?\d{1,7}|caldwell\s?\d{1,3}|the sun|the moon)\b")
@@ -104,8 +104,7 @@ def name_pattern(obj) -> re.Pattern:
 
 
 def _families(phrase: str) -> set[str]:
-    found = {_FAMILY_OF[m.group(1)] for m in _CLASS.finditer(fold(phrase))}
-    return found
+    return {_FAMILY_OF[m.group(1)] for m in _CLASS.finditer(fold(phrase))}
 
 
 def _subtypes(phrase: str) -> set[str]:
