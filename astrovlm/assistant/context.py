@@ -5,6 +5,11 @@
 literature passages and, for an attachment, its zero-shot class and nearest catalogued
 objects. Every index query goes through the one ``Retriever`` the CLI and the app use, and
 the attachment's class is the ``Retriever.classify`` call of ``astrovlm classify``.
+
+The catalog outranks users' own text: sources are ordered cards and observations first,
+then built-in literature, then user passages (``source_rank``), and a user passage that
+contradicts a question's object's card is marked and its contradicting statements left out
+(``consistency.contradictions``).
 """
 
 from __future__ import annotations
@@ -13,11 +18,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from astrovlm.assistant.consistency import CONTRADICTS, contradictions, without
 from astrovlm.assistant.mentions import find_names
-from astrovlm.assistant.prompts import Source, defuse_controls
+from astrovlm.assistant.prompts import Source, defuse_controls, neutralise
 from astrovlm.errors import BadArgumentError, NotFoundError
 
 MAX_QUESTION_CHARS = 500
+USER_SOURCE = "user file:"   # the source of a passage a user ingested (astrovlm data ingest)
+
+
+def is_user_passage(src: Source) -> bool:
+    return src.kind == "literature" and str(src.extra.get("source", "")).startswith(USER_SOURCE)
+
+
+def source_rank(src: Source) -> int:
+    """Context order: catalog cards, observations and attachments first, then the built-in
+    literature, then users' own passages, so that the catalog outranks user text on its own
+    fields and the character budget drops user text first."""
+    if src.kind != "literature":
+        return 0
+    return 2 if is_user_passage(src) else 1
 
 
 @dataclass
@@ -133,7 +153,29 @@ class ContextBuilder:
         sources.extend(self._literature_sources(question, {s.id for s in sources},
                                                 k=1 if focused else self.k_literature,
                                                 min_score=self.literature_min_score if focused else None))
+        sources.sort(key=source_rank)   # stable: the order within each rank stays
+        self._flag_contradictions(r)
         return r
+
+    def _flag_contradictions(self, r: Retrieval) -> None:
+        """A user passage that states a type, constellation or number of a question's object
+        that the object's card contradicts is marked, and the contradicting sentences are
+        left out: the small model would repeat them."""
+        for src in r.sources:
+            if not is_user_passage(src):
+                continue
+            # read with its instructions removed: those are the filter's to remove and report
+            shown = neutralise(src.text)[0]
+            found = [c for obj in r.objects
+                     for c in contradictions(obj, shown, about=src.object_id == obj.object_id)]
+            if not found:
+                continue
+            src.text = f"{CONTRADICTS} {without(src.text, found)}".strip()
+            src.title = without(src.title, found) or "user passage"   # a title is a file's first line
+            src.extra["contradicts"] = [c.__dict__ for c in found]
+            r.notes.append(f"a user passage ({src.extra['source']}) contradicts the catalog on "
+                           + "; ".join(c.describe() for c in found)
+                           + ": it is marked in the context and those statements are left out")
 
     def card_source(self, obj) -> Source:
         from astrovlm.data.cards import catalog_card
@@ -242,7 +284,7 @@ class ContextBuilder:
             if passage is None or passage.passage_id in have:
                 continue
             out.append(Source(passage.passage_id, passage.title or passage.source, "literature", passage.text,
-                              passage.object_id, passage.credit, hit.score))
+                              passage.object_id, passage.credit, hit.score, {"source": passage.source}))
             if len(out) >= k:
                 break
         return out

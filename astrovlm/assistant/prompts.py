@@ -2,10 +2,12 @@
 
 Retrieved text comes from catalogs, literature and users' own folders, so it is treated
 as untrusted: it goes inside a fenced context block that the system prompt calls data,
-and before that every line that reads like an instruction to the model ("ignore previous
-instructions", "you are now ...", "system: ...") is replaced by a marker, and the chat
-template's control tokens and our ``<image>``/``<spectrum>`` placeholders are defused,
-so no retrieved text can open a new turn, close the fence or claim a feature slot.
+and before that ``sanitize.neutralise`` normalises it (zero-width characters, look-alike
+and full-width letters) and replaces every sentence that reads like an instruction to the
+model ("ignore previous instructions", "you are now ...", "system: ...", in English,
+French, German or Spanish, split over lines or not) by a marker, and the chat template's
+control tokens and our ``<image>``/``<spectrum>`` placeholders are defused, so no
+retrieved text can open a new turn, close the fence or claim a feature slot.
 The system prompt is always the first message and is never built from retrieved text.
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from astrovlm.assistant.sanitize import CONTROL, REMOVED, neutralise  # noqa: F401  (re-exported)
+
 SYSTEM_PROMPT = (
     "You are AstroVLM, an astronomy assistant. Answer only from the numbered context, in one or two "
     "sentences, citing sources like [1]. If the context does not answer the question, say: The context "
@@ -21,39 +25,11 @@ SYSTEM_PROMPT = (
 )
 NOT_IN_CONTEXT = "The context does not say."
 FENCE_OPEN, FENCE_CLOSE = "<<<", ">>>"
-REMOVED = "[instruction-like text removed]"
-
-# Control strings of common chat templates, and our own placeholders: never let data carry them.
-_CONTROL = re.compile(r"<\|[^|<>]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<\s*/?\s*(image|spectrum)\s*>",
-                      re.IGNORECASE)
-_FENCES = re.compile(r"<<<+|>>>+")
-# Lines that address the model rather than describe the sky.
-_INSTRUCTION_LIKE = [
-    re.compile(r"\b(ignore|disregard|forget|override|bypass)\b[^.\n]{0,60}\b(instruction|prompt|rule|"
-               r"direction|context|above|previous|prior|earlier|system)", re.IGNORECASE),
-    re.compile(r"\b(you are now|you must now|act as|pretend (to be|you are)|new instructions?|"
-               r"system prompt|from now on|do not follow|instead (say|answer|reply|respond)|"
-               r"(always|only) (say|answer|reply|respond))\b", re.IGNORECASE),
-    re.compile(r"^\s*(system|assistant|user|instruction)s?\s*[:>]", re.IGNORECASE),
-]
 
 
 def defuse_controls(text: str) -> str:
     """Remove chat-template control tokens and placeholders (the user's question too)."""
-    return _CONTROL.sub(" ", text)
-
-
-def neutralise(text: str) -> tuple[str, int]:
-    """Retrieved text made safe to show the model: (clean text, number of lines removed)."""
-    text = _FENCES.sub(" ", defuse_controls(text))
-    out, removed = [], 0
-    for line in text.splitlines():
-        if any(p.search(line) for p in _INSTRUCTION_LIKE):
-            out.append(REMOVED)
-            removed += 1
-        else:
-            out.append(line)
-    return "\n".join(out).strip(), removed
+    return CONTROL.sub(" ", text)
 
 
 @dataclass
@@ -88,7 +64,7 @@ def clip_text(text: str, max_chars: int) -> str:
 
 def build_context(sources: list[Source], max_chars_per_source: int = 320,
                   max_chars: int = 1100) -> tuple[str, int]:
-    """The fenced, numbered context block, and how many instruction-like lines were removed.
+    """The fenced, numbered context block, and how many instruction-like sentences were removed.
 
     Sources past the character budget are dropped (the caller ranks them best first).
     """

@@ -10,7 +10,9 @@ For a question, ``Assistant``:
    for an attached image or spectrum, its zero-shot class and nearest catalogued objects;
 3. builds the chat prompt (system prompt first, retrieved text fenced as data) and lets the
    model answer, feeding the attachment's encoder vector to the projector as well;
-4. returns an ``Answer`` with the sources it was given (``[n]`` in the text is
+4. checks the answer against the catalog: a type/class or constellation of a named object
+   that its card contradicts is replaced by the card's statement, with a note;
+5. returns an ``Answer`` with the sources it was given (``[n]`` in the text is
    ``sources[n-1]``), which of them it cited, and notes on anything it changed or could not do.
 
 Open it through ``Sky.open().assistant()``, which checks that the model's projectors were
@@ -25,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from astrovlm.assistant.consistency import check_answer
 from astrovlm.assistant.context import (MAX_QUESTION_CHARS, ContextBuilder, Embedding,  # noqa: F401
                                         Retrieval)
 from astrovlm.assistant.mentions import find_names  # noqa: F401  (part of the public face)
@@ -133,7 +136,7 @@ class Assistant:
         fed = tuple(m for m in attachments if self.feed_features and m in self.model.placeholder_ids)
         messages, removed = build_messages(r.question, r.sources, list(history)[-MAX_HISTORY_TURNS:], fed)
         if removed:
-            r.notes.append(f"{removed} instruction-like line(s) in the retrieved text were removed")
+            r.notes.append(f"{removed} instruction-like sentence(s) in the retrieved text were removed")
         if not r.sources:
             r.notes.append("nothing was retrieved for this question")
         features = {m: r.features[m] for m in fed}
@@ -150,13 +153,17 @@ class Assistant:
 
     def _answer(self, text, r: Retrieval, stats, t0, t_retrieved, t_end, prompt_tokens) -> Answer:
         shown = r.sources[:_shown_count(r.sources)]
+        # The answer check: a type or constellation the object's card contradicts is not
+        # given as the answer; the card's own statement is (a stream has shown the first text).
+        cards = {s.object_id: i for i, s in enumerate(shown, 1) if s.kind == "catalog_card" and s.object_id}
+        text, repaired = check_answer(text, r.objects, cards)
         cited = cited_numbers(text, len(shown))
         sources = []
         for i, s in enumerate(shown, 1):
             d = s.to_dict()
             d["n"], d["cited"] = i, i in cited
             sources.append(d)
-        notes = list(r.notes)
+        notes = list(r.notes) + repaired
         n_new = stats.get("new_tokens", 0)
         if n_new >= self.max_new_tokens and not stats.get("stopped"):
             notes.append(f"the answer stopped at the {self.max_new_tokens}-token limit")
