@@ -373,6 +373,12 @@ def test_hostile_uploads_do_not_wedge_the_server(sample_sky, tmp_path):
         assert status == "error" and "is not valid text" in message, (status, message)
         status, out = _call(base, "search_text", ["a planetary\x00 nebula\u200b\x1b", "image", 3])
         assert status == "complete" and "'a planetary nebula'" in out[1], (status, out)
+        # one upload request of five 12 MB files (each under the per-file limit): refused whole
+        import httpx
+
+        five = [("files", (f"part{i}.fits", io.BytesIO(b"SIMPLE  =" + bytes(12 << 20)))) for i in range(5)]
+        r = httpx.post(f"{base}gradio_api/upload", files=five, timeout=120)
+        assert r.status_code == 413 and "the limit for one request is 50 MB" in r.text, r.text[:200]
         log = server.log_tail(20000)
 
     report = (f"searches p95 {_p95(quiet):.2f} s quiet, {_p95(busy):.2f} s with hostile uploads "

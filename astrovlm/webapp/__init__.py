@@ -39,8 +39,10 @@ def make_demo(app: SkyApp, queue_size: int = QUEUE_MAX_SIZE):
 def launch_options(app: SkyApp, host: str = "127.0.0.1", port: int | None = None) -> dict:
     """``demo.launch`` arguments: what may be served, upload limits, no external requests."""
     import gradio as gr
+    from starlette.middleware import Middleware
 
     from astrovlm.webapp.ui import CSS
+    from astrovlm.webapp.uploads import RequestSizeLimit
 
     system_fonts = ["ui-sans-serif", "system-ui", "sans-serif"]  # no Google Fonts request
     return dict(
@@ -51,6 +53,7 @@ def launch_options(app: SkyApp, host: str = "127.0.0.1", port: int | None = None
         ssr_mode=False, share=False, mcp_server=False, pwa=False, inbrowser=False,
         theme=gr.themes.Soft(font=system_fonts, font_mono=["ui-monospace", "monospace"]),
         css=CSS,
+        app_kwargs={"middleware": [Middleware(RequestSizeLimit)]},  # one request's total upload
     )
 
 

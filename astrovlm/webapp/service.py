@@ -414,6 +414,9 @@ class SkyApp:
 
     def ask(self, question: str, timeout: float | None = 600) -> dict:
         """One question, no chat state: the ``Answer`` as a dict (text, sources, notes)."""
+        question = check_text(question, "question", MAX_MESSAGE_CHARS)
+        if not question:
+            raise BadArgumentError("type a question", field="question")
         assistant = self.wait_for_assistant(timeout)
         if assistant is None:
             raise NotFoundError("the language model is still loading; try again in a minute")

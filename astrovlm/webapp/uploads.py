@@ -101,6 +101,7 @@ def check_file(upload, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
     if not head.startswith(_MAGIC[suffix]):
         fmt = "PNG" if suffix == ".png" else "JPEG"
         raise UnreadableError(f"is not a {fmt} image (its content does not match the name)", path=name)
+    check_image_size(*raster_size(path), name)
     return path
 
 
@@ -118,6 +119,43 @@ def check_request(uploads: list, max_files: int = MAX_REQUEST_FILES,
     return paths
 
 
+class RequestSizeLimit:
+    """ASGI middleware: an upload request (Gradio's ``.../upload`` route) whose body is over
+    ``max_bytes`` is answered 413 before Gradio stores any of it. Gradio's ``max_file_size``
+    bounds each file only; a request of five 45 MB files would otherwise be written to disk."""
+
+    def __init__(self, app, max_bytes: int = MAX_REQUEST_BYTES + (1 << 20)):  # + form headers
+        self.app, self.max_bytes = app, int(max_bytes)
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] != "http" or scope.get("method") != "POST"
+                or not scope.get("path", "").rstrip("/").endswith("/upload")):
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await self._refuse(int(length), send)
+        seen = 0
+
+        async def counted():  # a body without a length (chunked) is cut off at the limit
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    return {"type": "http.disconnect"}
+            return message
+
+        return await self.app(scope, counted, send)
+
+    async def _refuse(self, length: int, send) -> None:
+        text = (f"the files sent together are {length / 1048576:.1f} MB; the limit for one request "
+                f"is {MAX_REQUEST_BYTES / 1048576:.0f} MB").encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(text)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": text})
+
+
 def check_image_size(width: int, height: int, name: str, what: str = "image") -> None:
     """Refuse an image the app would not decode: over ``MAX_UPLOAD_PIXELS`` or
     ``MAX_UPLOAD_SIDE`` (decided from the declared size, before any pixel is read)."""
@@ -126,6 +164,32 @@ def check_image_size(width: int, height: int, name: str, what: str = "image") ->
             f"{what} of {width} x {height} pixels is too large for the app (limit "
             f"{MAX_UPLOAD_SIDE} pixels a side and {MAX_UPLOAD_PIXELS // 1_000_000} megapixels); "
             "cut out the region you need first", path=name)
+
+
+def raster_size(path: Path) -> tuple[int, int]:
+    """(width, height) a PNG or JPEG file declares, read from its bytes (the PNG's IHDR chunk,
+    the JPEG's frame header) without Pillow: enough to refuse a decompression bomb."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+        if head.startswith(b"\x89PNG"):
+            if head[12:16] != b"IHDR":
+                raise UnreadableError("is not a valid PNG (it has no IHDR header)", path=path.name)
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        fh.seek(2)
+        for _ in range(10_000):  # markers before the frame header (EXIF, ICC, comments ...)
+            marker = fh.read(4)
+            if len(marker) < 4 or marker[0] != 0xFF:
+                break
+            kind, length = marker[1], int.from_bytes(marker[2:4], "big")
+            if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):
+                frame = fh.read(5)
+                if len(frame) == 5:
+                    return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+                break
+            if length < 2:
+                break
+            fh.seek(length - 2, 1)
+    raise UnreadableError("is not a valid JPEG (no frame header with its size)", path=path.name)
 
 
 def check_fits_layout(path: Path, max_pixels: int = MAX_UPLOAD_PIXELS) -> None:
