@@ -6,7 +6,8 @@ The library never imports this package; ``astrovlm app`` and ``app.py`` (both th
 - ``launch``    the app's command-line options and start-up (``astrovlm app``, ``python app.py``)
 - ``service``   ``SkyApp``: the app's operations as plain Python (no Gradio)
 - ``ui``        the Gradio Blocks page wired to a ``SkyApp``
-- ``uploads``   size and type limits for users' files
+- ``uploads``   size and type limits for users' files and text, checked on their bytes
+- ``sandbox``   uploads decoded in a worker process, under a time and a memory budget
 - ``previews``  thumbnails and spectrum plots, cached (the only folder the server serves)
 """
 

@@ -37,8 +37,9 @@ ENCODER_SIZE = 224          # preprocess.IMAGE_SIZE (not imported: it would impo
 THUMBNAIL_SIZE = 320        # previews.THUMBNAIL_SIZE
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-# What the fork server imports once, so that each worker starts with it loaded.
-_PRELOAD = ["astrovlm.webapp.sandbox", "astrovlm.data.readers", "astrovlm.viz",
+# What the fork server imports once, so that each worker starts with it loaded (a worker
+# also re-imports the server's main script, app.py: launch makes that cheap).
+_PRELOAD = ["astrovlm.webapp.sandbox", "astrovlm.webapp.launch", "astrovlm.data.readers", "astrovlm.viz",
             "astrovlm.webapp.uploads", "astropy.io.fits", "astropy.visualization", "astropy.wcs",
             "PIL.Image", "PIL.PngImagePlugin", "PIL.JpegImagePlugin"]
 
