@@ -29,7 +29,7 @@ from astrovlm.errors import AstroVLMError, UnreadableError
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT_S = 20.0       # decoding one upload; a legitimate 5000 x 5000 FITS takes ~2 s
+READ_TIMEOUT_S = 30.0       # decoding one upload; the largest allowed take 5-15 s on 2 busy cores
 READ_MEMORY_MB = 2048       # the worker's address space, libraries included (~250 MB)
 MAX_READERS = 2             # uploads decoded at once (the app's machine has 2 cores)
 MAX_SPECTRUM_PIXELS = 2_000_000
@@ -228,14 +228,16 @@ def _decode_image(path: Path) -> Decoded:
         except Exception as exc:  # Pillow raises many kinds for bad files
             raise UnreadableError(f"cannot read the image ({type(exc).__name__}: {str(exc)[:200]})",
                                   path=name) from None
-        cutout = read_image(path)
+        thumbnail = image_thumbnail(read_image(path), size=THUMBNAIL_SIZE)
         rgb = _raster_rgb(path)
     else:
         cutout = read_image(path)
         h, w = cutout.shape
         check_image_size(w, h, name)
-        rgb = cutout.to_pil()
-    thumbnail = image_thumbnail(cutout, size=THUMBNAIL_SIZE).convert("RGB")
+        rgb = cutout.to_pil()  # the stretch, once: image_thumbnail would make it again
+        thumbnail = rgb.copy()
+        thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+    thumbnail = thumbnail.convert("RGB")
     return Decoded(name, "image", pixels=np.asarray(_encoder_input(rgb), dtype=np.uint8),
                    thumbnail=np.asarray(thumbnail, dtype=np.uint8))
 
