@@ -15,8 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from astrovlm.data.readers._common import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from astrovlm.data.spectrum import GRID_PIXELS, Spectrum, common_log_grid
 from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
+
+# Pillow's decompression-bomb guard, set explicitly to the readers' limit (Pillow warns above
+# it and refuses above twice it); load_rgb checks the declared size itself before decoding.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 IMAGE_SIZE = 224
 MIN_SPECTRUM_PIXELS = 64     # on the common grid; fewer cannot be typed honestly
@@ -41,7 +46,14 @@ def load_rgb(source) -> Image.Image:
         if path.suffix.lower() in RASTER_SUFFIXES:
             try:
                 img = Image.open(path)
+                w, h = img.size  # from the header: nothing is decoded yet
+                if max(w, h) > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
+                    raise UnreadableError(
+                        f"image of {w} x {h} pixels is too large (limit {MAX_IMAGE_SIDE} pixels a side "
+                        f"and {MAX_IMAGE_PIXELS // 1_000_000} megapixels)", path=path)
                 img.load()
+            except UnreadableError:
+                raise
             except Exception as exc:  # PIL raises many types for bad files
                 raise UnreadableError(f"cannot read the image ({exc.__class__.__name__}: {exc})", path=path) from None
         else:

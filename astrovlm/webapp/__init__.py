@@ -6,7 +6,8 @@ The library never imports this package; ``astrovlm app`` and ``app.py`` (both th
 - ``launch``    the app's command-line options and start-up (``astrovlm app``, ``python app.py``)
 - ``service``   ``SkyApp``: the app's operations as plain Python (no Gradio)
 - ``ui``        the Gradio Blocks page wired to a ``SkyApp``
-- ``uploads``   size and type limits for users' files
+- ``uploads``   size and type limits for users' files and text, checked on their bytes
+- ``sandbox``   uploads decoded in a worker process, under a time and a memory budget
 - ``previews``  thumbnails and spectrum plots, cached (the only folder the server serves)
 """
 
@@ -39,8 +40,10 @@ def make_demo(app: SkyApp, queue_size: int = QUEUE_MAX_SIZE):
 def launch_options(app: SkyApp, host: str = "127.0.0.1", port: int | None = None) -> dict:
     """``demo.launch`` arguments: what may be served, upload limits, no external requests."""
     import gradio as gr
+    from starlette.middleware import Middleware
 
     from astrovlm.webapp.ui import CSS
+    from astrovlm.webapp.uploads import RequestSizeLimit
 
     system_fonts = ["ui-sans-serif", "system-ui", "sans-serif"]  # no Google Fonts request
     return dict(
@@ -51,6 +54,7 @@ def launch_options(app: SkyApp, host: str = "127.0.0.1", port: int | None = None
         ssr_mode=False, share=False, mcp_server=False, pwa=False, inbrowser=False,
         theme=gr.themes.Soft(font=system_fonts, font_mono=["ui-monospace", "monospace"]),
         css=CSS,
+        app_kwargs={"middleware": [Middleware(RequestSizeLimit)]},  # one request's total upload
     )
 
 

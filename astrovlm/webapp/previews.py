@@ -51,10 +51,15 @@ class Previews:
         return out
 
     # -------------------------------------------------------------- users' uploads
-    def upload_image(self, path: str | Path) -> Path:
+    def upload_image(self, path: str | Path, thumbnail=None) -> Path:
+        """The preview of an uploaded image; ``thumbnail``: a PIL image already made (the
+        app's sandbox decodes uploads, so the server never reads the file's pixels)."""
         out = self._upload_target(path, "img")
         if not out.exists():
-            self._write_image(path, out, None, self.size)
+            if thumbnail is not None:
+                _save_png(thumbnail.save, out)
+            else:
+                self._write_image(path, out, None, self.size)
         return out
 
     def upload_spectrum(self, spectrum, source: str | Path, title: str | None = None) -> Path:

@@ -4,6 +4,9 @@ It holds the sample sky, the shipped encoder, the default index and the assistan
 answers the page's questions with small view objects (a gallery's pictures and captions,
 a classification, an object's page). Opening it builds what is missing (the sample sky,
 the index) with progress printed, so the app starts with no further step.
+
+Uploads are checked in the server from their bytes (``uploads``) and decoded in a worker
+process under a time and a memory budget (``sandbox``); only the encoder runs here.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from typing import Callable, Iterator
 from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError
 from astrovlm.webapp import formatting as fmt
 from astrovlm.webapp.previews import Previews
-from astrovlm.webapp.uploads import check_upload, public_error, upload_path
+from astrovlm.webapp.sandbox import Decoded, Sandbox
+from astrovlm.webapp.uploads import check_request, check_text, public_error, upload_path
 
 log = logging.getLogger("astrovlm.webapp")
 
 MAX_K = 48
 OBJECT_IMAGE_SIZE = 640
 MAX_LABELS = 24
+MAX_QUERY_CHARS = 500
+MAX_MESSAGE_CHARS = 20_000   # the assistant cuts a long question itself, and says so
 
 
 # ------------------------------------------------------------------------------ views
@@ -75,11 +81,13 @@ class SkyApp:
     """The page's functions over one ``Sky`` (dataset, encoder, index, resolver, retriever)
     and, loaded in the background, its assistant."""
 
-    def __init__(self, sky, previews: Previews, assistant_loader: Callable | None = None):
+    def __init__(self, sky, previews: Previews, assistant_loader: Callable | None = None,
+                 sandbox: Sandbox | None = None):
         self.sky = sky
         self.dataset, self.encoder, self.index = sky.dataset, sky.encoder, sky.index
         self.resolver, self.retriever = sky.resolver, sky.retriever
         self.previews = previews
+        self.sandbox = sandbox or Sandbox()
         # Encoder calls from the page's workers take turns: one call already uses both cores,
         # and Hugging Face fast tokenizers have failed ("Already borrowed") when shared by
         # threads.
@@ -118,6 +126,7 @@ class SkyApp:
             def loader(app):
                 return app.sky.assistant(assistant_path, allow_other_encoder=allow_other_encoder)
         app = cls(sky, Previews(), loader)
+        app.sandbox.warm()
         if load_assistant:
             app.start_assistant()
         return app
@@ -152,34 +161,46 @@ class SkyApp:
 
     # ---------------------------------------------------------------- search
     def search_text(self, query: str, modality: str = "image", k: int = 12) -> Gallery:
-        if not isinstance(query, str) or not query.strip():
+        query = check_text(query, "query", MAX_QUERY_CHARS)
+        if not query:
             raise BadArgumentError("type a description to search for", field="query")
         mod, k = _search_modality(modality), _check_k(k)
         with self._encoder_lock:
-            result = self.retriever.text(query.strip()[:500], modality=mod, k=k, per_object=PER_SOURCE)
-        shown = f"'{query.strip()[:80]}'"
+            result = self.retriever.text(query, modality=mod, k=k, per_object=PER_SOURCE)
+        shown = f"'{query[:80]}'"
         return self._gallery(result, f"{_what(mod)} for {shown}")
 
     def search_file(self, upload, modality: str | None = None, k: int = 12) -> Gallery:
         """Search with an uploaded image or spectrum; by default get the other modality back."""
-        path, kind = check_upload(upload)
+        k = _check_k(k)
+        path, upload = self._read_upload(upload)
+        kind = upload.kind
         target = ("spectrum" if kind == "image" else "image") if modality in (None, "") else modality
-        mod, k = _search_modality(target), _check_k(k)
+        mod = _search_modality(target)
         try:
-            if kind == "image":
-                own = self.previews.upload_image(path)
-                with self._encoder_lock:
-                    result = self.retriever.image(path, modality=mod, k=k, per_object=PER_SOURCE)
-            else:
-                spectrum = _read_spectrum(path)
-                own = self.previews.upload_spectrum(spectrum, path, title=f"your spectrum: {path.name}")
-                with self._encoder_lock:
-                    result = self.retriever.spectrum(spectrum, modality=mod, k=k, per_object=PER_SOURCE)
+            own = self._upload_preview(path, upload, f"your spectrum: {path.name}")
+            with self._encoder_lock:
+                result = self.retriever.query(**{kind: upload.item}, modality=mod, k=k,
+                                              per_object=PER_SOURCE)
         except AstroVLMError as exc:
             raise public_error(exc, path) from None
         view = self._gallery(result, f"{_what(mod)} nearest to your {kind} *{path.name}*")
         view.pictures.insert(0, Picture(str(own), f"your {kind}: {path.name}", None))
         return view
+
+    def _read_upload(self, upload) -> tuple[Path, Decoded]:
+        """One upload checked from its bytes (``uploads.check_request``), then decoded in the
+        sandbox (a worker process with a deadline and a memory limit)."""
+        (path,) = check_request([upload])
+        try:
+            return path, self.sandbox.read(path)
+        except AstroVLMError as exc:
+            raise public_error(exc, path) from None
+
+    def _upload_preview(self, path: Path, upload: Decoded, title: str) -> Path:
+        if upload.kind == "image":
+            return self.previews.upload_image(path, upload.thumbnail_image())
+        return self.previews.upload_spectrum(upload.spectrum, path, title=title)
 
     def _gallery(self, result, what: str) -> Gallery:
         pictures, hits, passages = [], [], []
@@ -231,30 +252,28 @@ class SkyApp:
         if len(files) > 2:
             raise BadArgumentError("upload at most two files: one image and one spectrum of the same "
                                 "object", field="file")
-        image = spectrum = None
-        previews, names = [], {}
-        for upload in files:
-            path, kind = check_upload(upload)
+        label_list = _parse_labels(labels)
+        items, previews, names = {}, [], {}
+        for path in check_request(files):   # count and total size before decoding either
+            try:
+                upload = self.sandbox.read(path)
+            except AstroVLMError as exc:
+                raise public_error(exc, path) from None
+            kind = upload.kind
             if kind in names:
                 raise BadArgumentError(f"two {kind}s given ({names[kind]} and {path.name}); give at most "
                                     "one image and one spectrum", field="file")
-            names[kind] = path.name
+            names[kind], items[kind] = path.name, upload.item
             try:
-                if kind == "image":
-                    image = path
-                    previews.append((str(self.previews.upload_image(path)), f"image: {path.name}"))
-                else:
-                    spectrum = _read_spectrum(path)
-                    previews.append((str(self.previews.upload_spectrum(
-                        spectrum, path, title=f"spectrum: {path.name}")), f"spectrum: {path.name}"))
+                previews.append((str(self._upload_preview(path, upload, f"spectrum: {path.name}")),
+                                 f"{kind}: {path.name}"))
             except AstroVLMError as exc:
                 raise public_error(exc, path) from None
-        label_list = _parse_labels(labels)
         try:
             with self._encoder_lock:
-                result = self.retriever.classify(image=image, spectrum=spectrum, labels=label_list)
+                result = self.retriever.classify(**items, labels=label_list)
         except AstroVLMError as exc:
-            raise public_error(exc, image) from None
+            raise public_error(exc, None) from None
         best = result.label
         drove = ", ".join(f"{m} {share:.0%}" for m, share in
                           sorted(result.contributions.items(), key=lambda kv: -kv[1]))
@@ -272,9 +291,9 @@ class SkyApp:
     def resolve(self, name: str) -> tuple[str, object]:
         """(object id, SkyObject) for a name: the offline resolver first (M57, NGC 6720, Ring
         Nebula, HD 37043), then the names stored in the index."""
-        if not isinstance(name, str) or not name.strip():
+        name = check_text(name, "object", 100)
+        if not name:
             raise BadArgumentError("type an object name, e.g. M57 or NGC 6720", field="object")
-        name = name.strip()[:100]
         # The catalog first (an object the sample sky lacks still gets a page of facts), then
         # the names stored in the index (e.g. an ingested file's OBJECT card).
         try:
@@ -351,20 +370,17 @@ class SkyApp:
         text, files = _message_parts(message)
         if not text and not files:
             raise BadArgumentError("type a question", field="message")
-        attachment = kind = None
-        item = None
+        attachment = kind = item = None
         if files:
             if len(files) > 1:
                 raise BadArgumentError("attach one file per question", field="file")
-            attachment, kind = check_upload(files[0])
-            item = attachment if kind == "image" else _public_read_spectrum(attachment)
+            attachment, upload = self._read_upload(files[0])
+            kind, item = upload.kind, upload.item
         question = text or f"What is this {kind}?"
         history = [_plain_message(m) for m in history or [] if m]
         past = _question_answer_pairs(history)
         if attachment is not None:
-            preview = (self.previews.upload_image(attachment) if kind == "image" else
-                       self.previews.upload_spectrum(item, attachment,
-                                                     title=f"your spectrum: {attachment.name}"))
+            preview = self._upload_preview(attachment, upload, f"your spectrum: {attachment.name}")
             history.append({"role": "user", "content": {"path": str(preview),
                                                         "alt_text": f"{kind}: {attachment.name}"}})
         history.append({"role": "user", "content": question})
@@ -398,6 +414,9 @@ class SkyApp:
 
     def ask(self, question: str, timeout: float | None = 600) -> dict:
         """One question, no chat state: the ``Answer`` as a dict (text, sources, notes)."""
+        question = check_text(question, "question", MAX_MESSAGE_CHARS)
+        if not question:
+            raise BadArgumentError("type a question", field="question")
         assistant = self.wait_for_assistant(timeout)
         if assistant is None:
             raise NotFoundError("the language model is still loading; try again in a minute")
@@ -425,9 +444,11 @@ def _message_parts(message) -> tuple[str, list]:
     if message is None:
         return "", []
     if isinstance(message, str):
-        return message.strip(), []
+        return check_text(message, "message", MAX_MESSAGE_CHARS), []
     if isinstance(message, dict):
-        return str(message.get("text") or "").strip(), list(message.get("files") or [])
+        text = message.get("text")
+        return (check_text(text if isinstance(text, str) else str(text or ""), "message",
+                           MAX_MESSAGE_CHARS), list(message.get("files") or []))
     raise BadArgumentError("the message must be text or {'text': ..., 'files': [...]}", field="message")
 
 
@@ -445,19 +466,6 @@ def _plain_message(m) -> dict:
     return {"role": m.get("role", "assistant"), "content": content}
 
 
-def _read_spectrum(path: Path):
-    from astrovlm.data.readers import read_spectrum
-
-    return read_spectrum(path)
-
-
-def _public_read_spectrum(path: Path):
-    try:
-        return _read_spectrum(path)
-    except AstroVLMError as exc:
-        raise public_error(exc, path) from None
-
-
 def _parse_labels(labels) -> list[str] | None:
     if labels is None:
         return None
@@ -470,7 +478,7 @@ def _parse_labels(labels) -> list[str] | None:
         raise BadArgumentError(f"give at most {MAX_LABELS} labels, got {len(labels)}", field="labels")
     if any(len(str(x)) > 100 for x in labels):
         raise BadArgumentError("a label is longer than 100 characters", field="labels")
-    return labels
+    return [check_text(str(x), "labels", 100) for x in labels]
 
 
 def _search_modality(modality) -> list[str] | str:

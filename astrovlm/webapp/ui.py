@@ -15,6 +15,7 @@ import logging
 import gradio as gr
 
 from astrovlm.errors import AstroVLMError
+from astrovlm.webapp.sandbox import MAX_READERS
 from astrovlm.webapp.uploads import MAX_UPLOAD_MB, UPLOAD_SUFFIXES
 
 log = logging.getLogger("astrovlm.webapp")
@@ -166,9 +167,11 @@ def build_blocks(app) -> gr.Blocks:
         ev_q = gr.on([search_btn.click, query.submit], on_page(search_text),
                      [query, modality, k], [gallery, search_status, search_ids],
                      api_name="search_text", concurrency_id="encoder")
+        # Uploads wait for their sandboxed reading in a group of their own: a file that takes
+        # its whole time budget to fail does not hold a slot that text searches need.
         ev_f = file_btn.click(on_page(search_file), [query_file, file_target, k],
                               [gallery, search_status, search_ids], api_name="search_file",
-                              concurrency_id="encoder")
+                              concurrency_id="upload", concurrency_limit=MAX_READERS)
         search_stop.click(None, None, None, cancels=[ev_q, ev_f])
 
         def classify(files, labels):
@@ -177,7 +180,7 @@ def build_blocks(app) -> gr.Blocks:
 
         ev_c = cls_btn.click(on_page(classify), [cls_files, labels],
                              [probs, drivers, cls_note, cls_preview], api_name="classify",
-                             concurrency_id="encoder")
+                             concurrency_id="upload", concurrency_limit=MAX_READERS)
         label_set.change(lambda name: app.label_set(name), label_set, labels, api_visibility="private",
                          queue=False)
 
