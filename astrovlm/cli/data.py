@@ -53,8 +53,9 @@ def add_commands(sub) -> None:
 
 def _dataset_root(path: str | None) -> Path:
     from astrovlm.config import sample_dir
+    from astrovlm.data.records import dataset_dir
 
-    root = Path(path).expanduser() if path else sample_dir()
+    root = dataset_dir(path if path else sample_dir())
     if not (root / "objects.jsonl").exists():
         hint = "build it with 'astrovlm data sample'" if not path else "not an astrovlm dataset"
         raise NotFoundError(f"no dataset here; {hint}", path=root)
@@ -126,11 +127,17 @@ def cmd_info(args) -> int:
     from astrovlm.config import sample_dir
     from astrovlm.data.checksums import verify_dataset
     from astrovlm.data.manifest import dataset_summary
+    from astrovlm.data.records import dataset_dir
+    from astrovlm.errors import UnreadableError
 
-    root = Path(args.path).expanduser() if args.path else sample_dir()
-    if args.verify and (root / "manifest.json").exists() and not (root / "objects.jsonl").exists():
-        # objects.jsonl is gone: no summary to show, but the check still names what is lost
-        summary = {"root": str(root)}
+    root = dataset_dir(args.path if args.path else sample_dir())
+    if args.verify and (root / "manifest.json").exists():
+        # --verify reports the damage itself, so the summary is made without the open check
+        try:
+            summary = dataset_summary(root, check=False) if (root / "objects.jsonl").exists() \
+                else {"root": str(root)}
+        except UnreadableError:  # a record file that does not parse: the check names it
+            summary = {"root": str(root)}
     else:
         summary = dataset_summary(_dataset_root(args.path))
     if args.verify:
@@ -161,11 +168,11 @@ def cmd_resolve(args) -> int:
 def cmd_show(args) -> int:
     from astrovlm.config import sample_dir
     from astrovlm.data.cards import catalog_card
-    from astrovlm.data.records import SkyDataset
+    from astrovlm.data.records import SkyDataset, dataset_dir
 
     obj = _resolver(args.dataset).resolve(args.object)
     result = {"object": asdict(obj), "card": catalog_card(obj), "images": [], "spectra": [], "in_dataset": False}
-    root = Path(args.dataset).expanduser() if args.dataset else sample_dir()
+    root = dataset_dir(args.dataset if args.dataset else sample_dir())
     if (root / "objects.jsonl").exists():
         ds = SkyDataset(root)
         result["in_dataset"] = ds.get_object(obj.object_id) is not None
