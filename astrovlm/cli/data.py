@@ -43,10 +43,24 @@ def add_commands(sub) -> None:
 
     g = dsub.add_parser("ingest", help="turn a folder of your files into a dataset",
                         description="Read FITS images and spectra, catalogs, PNG/JPEG and text under "
-                                    "DIR and cross-match them by sky position.")
+                                    "DIR and cross-match them by sky position. Bad files are "
+                                    "skipped and listed at the end; the rest is written. Only "
+                                    "regular files are read: symbolic links are not followed "
+                                    "(see --follow-links), FIFOs and devices are never opened. "
+                                    "Each file is read in a worker process under a time and a "
+                                    "memory budget. An interrupted ingest leaves the previous "
+                                    "dataset in place.")
     g.add_argument("folder", metavar="DIR", help="folder to ingest")
     g.add_argument("--out", help="dataset folder to write (default: DIR-astrovlm beside DIR)")
     g.add_argument("--radius", default="5arcsec", help="cross-match radius with a unit (default 5arcsec)")
+    g.add_argument("--follow-links", action="store_true",
+                   help="read symbolic links to files inside DIR (default: links are not followed; "
+                        "a link out of DIR is never followed)")
+    g.add_argument("--file-timeout", type=float, default=None, metavar="S",
+                   help="seconds one file may take (default 60)")
+    g.add_argument("--memory-mb", type=float, default=None, metavar="MB",
+                   help="memory one file may need, in MB of address space (default 1536)")
+    g.add_argument("--workers", type=int, default=None, help="worker processes (default: idle CPUs)")
     add_json_flag(g)
     g.set_defaults(func=cmd_ingest)
 
@@ -230,7 +244,15 @@ def cmd_ingest(args) -> int:
 
     folder = Path(args.folder).expanduser()
     out = Path(args.out).expanduser() if args.out else folder.parent / f"{folder.name}-astrovlm"
-    report = ingest_folder(folder, out, parse_radius(args.radius))
+    from astrovlm.data.ingest import FILE_TIMEOUT_S, MEMORY_MB
+
+    for name, value in (("--file-timeout", args.file_timeout), ("--memory-mb", args.memory_mb)):
+        if value is not None and not value > 0:
+            raise BadArgumentError("must be positive", field=name)
+    report = ingest_folder(folder, out, parse_radius(args.radius), workers=args.workers,
+                           follow_links=args.follow_links,
+                           file_timeout=args.file_timeout or FILE_TIMEOUT_S,
+                           memory_mb=args.memory_mb or MEMORY_MB)
     emit(report, args.json, format_ingest)
     return 0
 
