@@ -427,6 +427,7 @@ def _worker_main(conn, memory_mb) -> None:
     the parent's to handle (it stops the workers); memory beyond the budget is refused."""
     global _MEMORY_MB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     if memory_mb:
         _limit_address_space(memory_mb)
         _MEMORY_MB = memory_mb
@@ -449,6 +450,17 @@ def _worker_main(conn, memory_mb) -> None:
         except MemoryError:
             conn.send(("bad", job[2], f"{job[1]}: {_memory_message()}"))
             return
+
+
+def _die_with_parent() -> None:
+    """On Linux, a worker gets SIGKILL when the ingest process dies (``kill -9`` of it), so
+    that it does not finish a file into a folder nobody will swap in."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _limit_address_space(memory_mb: float) -> None:
