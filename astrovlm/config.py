@@ -55,7 +55,9 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
 
     If the block raises (or the process dies) the previous ``final`` is left intact;
     a leftover ``.tmp`` sibling of a dead process is removed on the next build (one of a
-    build still running elsewhere is left alone: its name carries its process id).
+    build still running elsewhere is left alone: its name carries its process id). A crash
+    between the two renames leaves the previous version only as ``.NAME.old``: readers find
+    it there (``existing_directory``) and the next build moves it back first.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)

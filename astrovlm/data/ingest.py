@@ -458,7 +458,12 @@ def _die_with_parent() -> None:
     try:
         import ctypes
 
+        import multiprocessing
+
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        parent = multiprocessing.parent_process()
+        if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+            os._exit(1)
     except (OSError, AttributeError):
         pass
 
