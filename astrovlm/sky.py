@@ -97,8 +97,9 @@ class Sky:
 
 
 def _open_dataset(root: Path, build: bool, sample: bool, progress: bool):
-    from astrovlm.data.records import SkyDataset
+    from astrovlm.data.records import SkyDataset, dataset_dir
 
+    root = dataset_dir(root)  # a build killed between its last two renames left '.NAME.old'
     if sample and not (root / "manifest.json").exists():
         if not build:
             raise NotFoundError("the sample sky is not built; run 'astrovlm data sample' (or "

@@ -15,7 +15,7 @@ from astrovlm.data.checksums import CHECKSUMS, content_hash, verify_dataset
 from astrovlm.data.ingest import ingest_folder
 from astrovlm.data.records import SkyDataset
 from astrovlm.data.writer import DatasetWriter
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import AstroVLMError, UnreadableError
 from fits_fixtures import RA0, DEC0, make_image, make_png, make_sdss_table, make_wcs_1d
 
 
@@ -153,3 +153,61 @@ def test_writer_swaps_in_only_a_finished_dataset(ingested):
     assert sorted(p.relative_to(ingested) for p in ingested.rglob("*")) == before
     assert verify_dataset(ingested)["ok"]
     assert not list(ingested.parent.glob(".dataset.tmp-*"))
+
+
+# --- opening a dataset checks it is whole (stat only), --verify adds the hashes ---------------
+
+@pytest.mark.parametrize("how", ["spectrum truncated", "record file deleted", "image gone",
+                                 "images.jsonl deleted", "record line cut"])
+def test_opening_a_damaged_dataset_names_what_is_wrong(ingested, how):
+    ds = SkyDataset(ingested)
+    if how == "image gone":
+        rel = ds.images[0].path
+        (ingested / rel).unlink()
+    elif how == "images.jsonl deleted":
+        rel = "images.jsonl"
+        (ingested / rel).unlink()
+    elif how == "record line cut":
+        rel = "objects.jsonl"
+        text = (ingested / rel).read_text()
+        (ingested / rel).write_text(text[: len(text) // 2])
+    else:
+        rel = _damage(ingested, how)
+    with pytest.raises(UnreadableError, match=rel.replace(".", r"\.")):
+        SkyDataset(ingested)
+    if how != "record line cut":  # --verify's report still opens the rest
+        assert SkyDataset(ingested, check=False).root == ingested
+
+
+def test_verify_on_open_catches_a_changed_byte(ingested):
+    rel = _damage(ingested, "image byte")  # same size: the stat check cannot see it
+    assert len(SkyDataset(ingested).images) == 2
+    with pytest.raises(UnreadableError, match=rel):
+        SkyDataset(ingested, verify=True)
+
+
+def test_a_dataset_without_checksums_still_opens(ingested):
+    (ingested / CHECKSUMS).unlink()
+    (ingested / "manifest.json").unlink()
+    (ingested / "passages.jsonl").unlink()  # hand-made datasets need only objects.jsonl
+    assert len(SkyDataset(ingested).images) == 2
+    (ingested / SkyDataset(ingested).images[0].path).unlink()  # still: named files must exist
+    with pytest.raises(UnreadableError, match="named by images.jsonl"):
+        SkyDataset(ingested)
+
+
+def test_a_dataset_left_as_dot_old_is_found_and_moved_back(ingested, tmp_path):
+    # a kill between atomic_directory's two renames leaves only '.dataset.old'
+    import os
+    from astrovlm.data.writer import DatasetWriter
+
+    before = len(SkyDataset(ingested).images)
+    old = ingested.parent / ".dataset.old"
+    os.replace(ingested, old)
+    ds = SkyDataset(ingested)
+    assert ds.root == old and len(ds.images) == before
+    assert main(["data", "info", str(ingested), "--verify"]) == 0
+    with pytest.raises(AstroVLMError, match="finish"):  # the next write moves it back first
+        with DatasetWriter(ingested):
+            pass
+    assert ingested.is_dir() and not old.exists() and len(SkyDataset(ingested).images) == before

@@ -43,18 +43,33 @@ def add_commands(sub) -> None:
 
     g = dsub.add_parser("ingest", help="turn a folder of your files into a dataset",
                         description="Read FITS images and spectra, catalogs, PNG/JPEG and text under "
-                                    "DIR and cross-match them by sky position.")
+                                    "DIR and cross-match them by sky position. Bad files are "
+                                    "skipped and listed at the end; the rest is written. Only "
+                                    "regular files are read: symbolic links are not followed "
+                                    "(see --follow-links), FIFOs and devices are never opened. "
+                                    "Each file is read in a worker process under a time and a "
+                                    "memory budget. An interrupted ingest leaves the previous "
+                                    "dataset in place.")
     g.add_argument("folder", metavar="DIR", help="folder to ingest")
     g.add_argument("--out", help="dataset folder to write (default: DIR-astrovlm beside DIR)")
     g.add_argument("--radius", default="5arcsec", help="cross-match radius with a unit (default 5arcsec)")
+    g.add_argument("--follow-links", action="store_true",
+                   help="read symbolic links to files inside DIR (default: links are not followed; "
+                        "a link out of DIR is never followed)")
+    g.add_argument("--file-timeout", type=float, default=None, metavar="S",
+                   help="seconds one file may take (default 60)")
+    g.add_argument("--memory-mb", type=float, default=None, metavar="MB",
+                   help="memory one file may need, in MB of address space (default 1536)")
+    g.add_argument("--workers", type=int, default=None, help="worker processes (default: idle CPUs)")
     add_json_flag(g)
     g.set_defaults(func=cmd_ingest)
 
 
 def _dataset_root(path: str | None) -> Path:
     from astrovlm.config import sample_dir
+    from astrovlm.data.records import dataset_dir
 
-    root = Path(path).expanduser() if path else sample_dir()
+    root = dataset_dir(path if path else sample_dir())
     if not (root / "objects.jsonl").exists():
         hint = "build it with 'astrovlm data sample'" if not path else "not an astrovlm dataset"
         raise NotFoundError(f"no dataset here; {hint}", path=root)
@@ -126,11 +141,17 @@ def cmd_info(args) -> int:
     from astrovlm.config import sample_dir
     from astrovlm.data.checksums import verify_dataset
     from astrovlm.data.manifest import dataset_summary
+    from astrovlm.data.records import dataset_dir
+    from astrovlm.errors import UnreadableError
 
-    root = Path(args.path).expanduser() if args.path else sample_dir()
-    if args.verify and (root / "manifest.json").exists() and not (root / "objects.jsonl").exists():
-        # objects.jsonl is gone: no summary to show, but the check still names what is lost
-        summary = {"root": str(root)}
+    root = dataset_dir(args.path if args.path else sample_dir())
+    if args.verify and (root / "manifest.json").exists():
+        # --verify reports the damage itself, so the summary is made without the open check
+        try:
+            summary = dataset_summary(root, check=False) if (root / "objects.jsonl").exists() \
+                else {"root": str(root)}
+        except UnreadableError:  # a record file that does not parse: the check names it
+            summary = {"root": str(root)}
     else:
         summary = dataset_summary(_dataset_root(args.path))
     if args.verify:
@@ -161,11 +182,11 @@ def cmd_resolve(args) -> int:
 def cmd_show(args) -> int:
     from astrovlm.config import sample_dir
     from astrovlm.data.cards import catalog_card
-    from astrovlm.data.records import SkyDataset
+    from astrovlm.data.records import SkyDataset, dataset_dir
 
     obj = _resolver(args.dataset).resolve(args.object)
     result = {"object": asdict(obj), "card": catalog_card(obj), "images": [], "spectra": [], "in_dataset": False}
-    root = Path(args.dataset).expanduser() if args.dataset else sample_dir()
+    root = dataset_dir(args.dataset if args.dataset else sample_dir())
     if (root / "objects.jsonl").exists():
         ds = SkyDataset(root)
         result["in_dataset"] = ds.get_object(obj.object_id) is not None
@@ -223,7 +244,15 @@ def cmd_ingest(args) -> int:
 
     folder = Path(args.folder).expanduser()
     out = Path(args.out).expanduser() if args.out else folder.parent / f"{folder.name}-astrovlm"
-    report = ingest_folder(folder, out, parse_radius(args.radius))
+    from astrovlm.data.ingest import FILE_TIMEOUT_S, MEMORY_MB
+
+    for name, value in (("--file-timeout", args.file_timeout), ("--memory-mb", args.memory_mb)):
+        if value is not None and not value > 0:
+            raise BadArgumentError("must be positive", field=name)
+    report = ingest_folder(folder, out, parse_radius(args.radius), workers=args.workers,
+                           follow_links=args.follow_links,
+                           file_timeout=args.file_timeout or FILE_TIMEOUT_S,
+                           memory_mb=args.memory_mb or MEMORY_MB)
     emit(report, args.json, format_ingest)
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from astrovlm.errors import NotFoundError, UnreadableError
@@ -122,6 +123,67 @@ def verify_dataset(root: str | Path) -> dict:
         problems.append({"path": "manifest.json", "problem": why})
     return {"ok": not problems, "content_hash": digest, "manifest_hash": manifest.get("content_hash"),
             "files": len(digests), "problems": problems}
+
+
+def file_sizes(root: str | Path, rels) -> dict[str, int]:
+    """``{relative path: bytes}`` of the given files: what opening a dataset checks (stat only)."""
+    root = Path(root)
+    return {rel: (root / rel).stat().st_size for rel in rels}
+
+
+def quick_problems(root: str | Path, named: dict[str, list[str]] | None = None) -> list[dict]:
+    """What opening a dataset checks, cheaply (stat, no hashing): the record files exist (all
+    four in a dataset the writer made: one with manifest.json or checksums.sha256), every
+    file listed in checksums.sha256 exists with the size recorded in manifest.json
+    (``file_sizes``, datasets written since sizes are recorded; existence only before), and
+    every file the records name (``named``: ``{record file: [paths]}``) exists.
+    Returns ``[{"path", "problem"}]`` as ``verify_dataset`` does."""
+    root = Path(root)
+    problems: list[dict] = []
+    manifest_path, listed_path = root / "manifest.json", root / CHECKSUMS
+    written = manifest_path.exists() or listed_path.exists()
+    for rel in RECORD_FILES if written else RECORD_FILES[:1]:
+        if not (root / rel).is_file():
+            problems.append({"path": rel, "problem": "missing"})
+    sizes: dict = {}
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            sizes = manifest.get("file_sizes") or {} if isinstance(manifest, dict) else {}
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problems.append({"path": "manifest.json", "problem": f"not valid JSON ({exc})"})
+    listed: dict = {}
+    if listed_path.exists():
+        try:
+            listed = read_checksums(listed_path)
+        except (UnreadableError, OSError, UnicodeDecodeError) as exc:
+            problems.append({"path": CHECKSUMS, "problem": f"unreadable ({exc})"})
+    seen = {p["path"] for p in problems}
+    for rel in sorted({*listed, *sizes} - seen, key=_path_order):
+        try:
+            size = os.stat(root / rel).st_size
+        except OSError:
+            problems.append({"path": rel, "problem": "missing"})
+            continue
+        if rel in sizes and size != sizes[rel]:
+            problems.append({"path": rel, "problem": f"{size} bytes, {sizes[rel]} recorded in "
+                                                     f"manifest.json (truncated or altered)"})
+    seen = {p["path"] for p in problems} | set(listed) | set(sizes)
+    for records, paths in (named or {}).items():
+        for rel in paths:
+            if rel and rel not in seen and not (root / rel).is_file():
+                problems.append({"path": rel, "problem": f"named by {records} but missing"})
+                seen.add(rel)
+    return problems
+
+
+def damage_error(root: str | Path, problems: list[dict], verified: bool = False) -> UnreadableError:
+    """One clear error for a damaged dataset, naming the first problems."""
+    shown = "; ".join(f"{p['path']}: {p['problem']}" for p in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    hint = "" if verified else f"; 'astrovlm data info {root} --verify' checks every file's content"
+    return UnreadableError(f"the dataset is damaged: {shown}{more}{hint}; rebuild or re-ingest it",
+                           path=root)
 
 
 def _missing_record_files(root: Path, digests: dict[str, str]) -> list[dict]:

@@ -19,10 +19,17 @@ split of the sample sky is for training astrovlm; ingested data is searched, not
 
 Each file is opened and parsed once: the sniff that decides its kind hands the reader the
 open FITS file (``readers.sniffed``). Files are read, rendered and written in worker
-processes (one per idle CPU; ``workers=1``, or a folder of under 32 files, stays in
-this process): each writes under a provisional ``.part-K`` name that is renamed to its id in
-file order, so the dataset does not depend on the number of workers. Bad files are skipped
-and reported. The dataset is written by the one dataset writer (``astrovlm.data.writer``: the same checksums and content
+processes (one per idle CPU; one for a folder of under 32 files): each writes under a
+provisional ``.part-K`` name that is renamed to its id in file order, so the dataset does
+not depend on the number of workers. Each file has a budget: ``file_timeout`` seconds and
+``memory_mb`` of address space (``RLIMIT_AS`` in the worker); a file that overruns it is
+reported ("took longer than 60 s", "needs more than 1536 MB"), what it wrote is removed and
+its worker is replaced. Bad files are skipped and reported at the end; the rest is written.
+
+Only regular files are read. Symbolic links are not followed (``follow_links=True``, the
+CLI's ``--follow-links``, follows links to files that stay inside the folder; a link out of
+the folder, a link to a folder, a FIFO, a device or a socket is never read): each one
+skipped is listed with the bad files, with its reason. The dataset is written by the one dataset writer (``astrovlm.data.writer``: the same checksums and content
 hash as the sample sky, so ``astrovlm data info --verify`` checks it) and swapped in at the
 end, so an interrupted ingest leaves the previous one intact.
 """
@@ -31,7 +38,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import stat
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +66,9 @@ POOL_MIN_FILES = 32   # fewer files than this are read in this process: no pool 
 PASSAGE_CHARS = 1200
 SOURCE = "user data (astrovlm data ingest)"
 _SKIP_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
+FILE_TIMEOUT_S = 60.0   # per-file time budget
+MEMORY_MB = 1536        # per-file address-space budget of a worker, above what it holds at start
+_MEMORY_MB = None       # the budget in force in this (worker) process, for the message
 
 
 @dataclass
@@ -109,17 +122,57 @@ def _coarse_object_class(otype: str) -> str:
     return "other"
 
 
-def _walk(folder: Path, out: Path) -> list[Path]:
-    files = []
-    for path in sorted(folder.rglob("*")):
-        rel_parts = path.relative_to(folder).parts
-        if any(p.startswith(".") for p in rel_parts) or path.name.lower() in _SKIP_FILES:
-            continue
-        if path == out or out in path.parents:
-            continue  # the dataset being replaced lives inside the folder: never ingest it
-        if path.is_file():
-            files.append(path)
-    return files
+def _walk(folder: Path, out: Path, follow_links: bool = False) -> tuple[list[Path], list[dict]]:
+    """The regular files under ``folder`` to read (hidden ones and the output left out), and
+    ``[{"path", "error"}]`` for what is refused: symbolic links (unless ``follow_links``, and
+    then only those to files inside the folder: such a file is read through its target),
+    links to folders (never descended), FIFOs, devices and sockets (never opened)."""
+    files, refused = [], []
+
+    def refuse(path: Path, why: str) -> None:
+        refused.append({"path": path.relative_to(folder).as_posix(), "error": f"{path}: {why}"})
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        keep = []
+        for name in sorted(dirnames):
+            path = here / name
+            if name.startswith(".") or path == out:
+                continue  # hidden, or the dataset being replaced lives inside the folder
+            if path.is_symlink():
+                refuse(path, "a symbolic link to a folder: not followed")
+            else:
+                keep.append(name)
+        dirnames[:] = keep
+        for name in filenames:
+            path = here / name
+            if name.startswith(".") or name.lower() in _SKIP_FILES:
+                continue
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError as exc:
+                refuse(path, f"cannot be read ({exc.strerror})")
+                continue
+            if stat.S_ISLNK(mode):
+                target = Path(os.path.realpath(path))
+                if not follow_links:
+                    refuse(path, f"a symbolic link (to {target}): not followed (links are not "
+                                 "followed by default; --follow-links follows those inside the folder)")
+                elif folder not in target.parents:
+                    refuse(path, f"a symbolic link out of the folder (to {target}): not followed")
+                elif not target.is_file():
+                    refuse(path, f"a symbolic link to something that is not a regular file ({target})")
+                elif not (target == out or out in target.parents):
+                    files.append(path)
+            elif not stat.S_ISREG(mode):
+                kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special")
+                refuse(path, f"{kind} file, not a regular file: not read")
+            else:
+                files.append(path)
+    files.sort()
+    refused.sort(key=lambda b: b["path"])
+    return files, refused
 
 
 def _unique(w: DatasetWriter, folder: str, stem: str, suffix: str) -> str:
@@ -138,13 +191,17 @@ def _full_suffix(path: Path) -> str:
 
 
 def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
-                  progress: bool = True, workers: int | None = None) -> dict:
+                  progress: bool = True, workers: int | None = None, follow_links: bool = False,
+                  file_timeout: float | None = FILE_TIMEOUT_S,
+                  memory_mb: int | None = MEMORY_MB) -> dict:
     """Ingest every file under ``folder`` into a dataset at ``out``; return a report
     ``{"ok": n, "bad": [{"path", "error"}], "images": ..., "spectra": ..., ...}``.
 
     ``workers``: processes that read and write the files (default: one per idle CPU,
-    ``workers_default``; 1 reads them all in this process). The dataset is the same
-    whatever the number."""
+    ``workers_default``). The dataset is the same whatever the number.
+    ``file_timeout`` (seconds) and ``memory_mb`` (address space) are each file's budget;
+    both None with ``workers=1`` reads the files in this process, without budgets.
+    ``follow_links``: read links to files inside the folder (never out of it)."""
     from tqdm.auto import tqdm
 
     radius = check_radius(radius)
@@ -157,19 +214,24 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
     if out == folder or out in folder.parents:
         raise BadArgumentError("the output must not be the input folder or a folder above it",
                                path=out)
-    files = _walk(folder, out)
-    if not files:
+    for name, value in (("file_timeout", file_timeout), ("memory_mb", memory_mb)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not value > 0):
+            raise BadArgumentError(f"must be a positive number or None, not {value!r}", field=name)
+    files, refused = _walk(folder, out, follow_links)
+    if not files and not refused:
         raise NotFoundError("folder has no files to ingest", path=folder)
     t0 = time.perf_counter()
-    bad: list[dict] = []
+    bad: list[dict] = list(refused)
     items: list[_Item] = []
     catalogs: list[dict] = []
     texts: list[tuple[str, str]] = []
     with DatasetWriter(out) as w:
-        jobs = [(k, path, path.relative_to(folder).as_posix(), w.files)
-                for k, path in enumerate(files)]
+        jobs = [(k, Path(os.path.realpath(path)) if path.is_symlink() else path,
+                 path.relative_to(folder).as_posix(), w.files) for k, path in enumerate(files)]
         n_images = n_spectra = 0
-        for kind, rel, got in tqdm(_run(jobs, workers), total=len(jobs), desc="ingest",
+        budget = (file_timeout, memory_mb)
+        for kind, rel, got in tqdm(_run(jobs, workers, budget), total=len(jobs), desc="ingest",
                                    unit="file", disable=not progress):
             if kind == "bad":
                 bad.append({"path": rel, "error": got})
@@ -183,6 +245,7 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
                 catalogs.append(_ingest_catalog(got, rel, w))
             else:
                 texts.append((rel, got))
+        bad.sort(key=lambda b: b["path"])
         n_ok = len(items) + len(catalogs) + len(texts)
         if n_ok == 0:
             raise UnreadableError(f"no readable files ({len(bad)} bad; first: "
@@ -200,6 +263,8 @@ def ingest_folder(folder: str | Path, out: str | Path, radius=5 * u.arcsec,
             "radius_arcsec": float(radius.to_value(u.arcsec)),
             "split": SPLIT, "split_note": SPLIT_NOTE,
             "source_folder": str(folder), "out": str(out),
+            "budget": {"file_timeout_s": file_timeout, "memory_mb": memory_mb},
+            "links": "followed inside the folder" if follow_links else "not followed",
         }
         manifest = {
             "kind": "user ingest", "source": SOURCE, "source_folder": str(folder),
@@ -237,24 +302,193 @@ def workers_default() -> int:
     return max(1, min(n, int(idle + 0.5)))
 
 
-def _run(jobs: list, workers: int):
-    """``_one_file`` over the jobs, results in the jobs' order: in this process, or in
-    ``workers`` processes (chunks of files each) when there are enough files to pay for them."""
-    if workers <= 1 or len(jobs) < POOL_MIN_FILES:
+def _run(jobs: list, workers: int, budget: tuple = (None, None)):
+    """``_one_file`` over the jobs, results in the jobs' order: in ``workers`` processes (one
+    for fewer than ``POOL_MIN_FILES`` files), each file under the ``(seconds, MB)`` budget;
+    in this process when there is neither a budget nor more than one worker."""
+    if workers <= 1 and budget == (None, None):
         yield from map(_one_file, jobs)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    if len(jobs) < POOL_MIN_FILES:
+        workers = 1
+    yield from _BudgetedWorkers(min(workers, len(jobs)), *budget).map(jobs)
 
-    # fork where there is one: a worker starts with astrovlm and astropy already imported
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    chunk = max(1, min(16, len(jobs) // (4 * workers)))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+class _BudgetedWorkers:
+    """Worker processes that read one file at a time, each under a deadline and an
+    address-space limit; a worker whose file overruns either is replaced."""
+
+    def __init__(self, n: int, seconds: float | None, memory_mb: int | None):
+        import multiprocessing
+
+        # fork where there is one: a worker starts with astrovlm and astropy already imported
+        methods = multiprocessing.get_all_start_methods()
+        self.context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        self.n, self.seconds, self.memory_mb = n, seconds, memory_mb
+
+    def _start(self):
+        ours, theirs = self.context.Pipe()
+        proc = self.context.Process(target=_worker_main, args=(theirs, self.memory_mb), daemon=True)
+        proc.start()
+        theirs.close()
+        return proc, ours
+
+    def map(self, jobs: list):
+        from multiprocessing.connection import wait
+
+        pending, results, next_out = deque(range(len(jobs))), {}, 0
+        idle = [self._start() for _ in range(self.n)]
+        busy: dict = {}   # conn -> (proc, job index, deadline)
+        try:
+            while next_out < len(jobs):
+                while idle and pending:
+                    proc, conn = idle.pop()
+                    k = pending.popleft()
+                    conn.send(jobs[k])
+                    deadline = None if self.seconds is None else time.monotonic() + self.seconds
+                    busy[conn] = (proc, k, deadline)
+                while next_out in results:
+                    yield results.pop(next_out)
+                    next_out += 1
+                if not busy:
+                    continue
+                deadlines = [d for _, _, d in busy.values() if d is not None]
+                wait_s = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+                for conn in wait(list(busy), timeout=wait_s):
+                    proc, k, _ = busy.pop(conn)
+                    try:
+                        result = conn.recv()
+                    except (EOFError, OSError):
+                        result = ("bad", jobs[k][2], self._died(jobs[k], proc))
+                        self._replace(proc, conn, jobs[k], idle)
+                        results[k] = result
+                        continue
+                    if result[0] == "interrupt":
+                        raise KeyboardInterrupt
+                    results[k] = result
+                    if result[0] == "bad" and result[2].endswith(_OVERRUN):
+                        self._replace(proc, conn, jobs[k], idle)
+                    else:
+                        idle.append((proc, conn))
+                now = time.monotonic()
+                for conn, (proc, k, deadline) in list(busy.items()):
+                    if deadline is not None and now >= deadline:
+                        del busy[conn]
+                        results[k] = ("bad", jobs[k][2],
+                                      f"{jobs[k][1]}: took longer than {self.seconds:g} s (the "
+                                      f"per-file time budget){_OVERRUN}")
+                        self._replace(proc, conn, jobs[k], idle)
+            while next_out in results:
+                yield results.pop(next_out)
+                next_out += 1
+        finally:  # done, or stopped (Ctrl-C, an error): no worker outlives the ingest
+            for proc, conn in idle:
+                _stop(proc, conn)
+            for conn, (proc, _, _) in busy.items():
+                _stop(proc, conn, kill=True)
+
+    def _died(self, job, proc) -> str:
+        proc.join(5)
+        code = proc.exitcode
+        how = (f"signal {signal.Signals(-code).name}" if code is not None and code < 0
+               and -code in signal.valid_signals() else f"exit status {code}")
+        hint = f"; it may need more than {self.memory_mb:g} MB" if self.memory_mb else ""
+        return f"{job[1]}: the reader's process died ({how}){hint}{_OVERRUN}"
+
+    def _replace(self, proc, conn, job, idle: list) -> None:
+        """Kill a worker (its file overran its budget), remove what it wrote, start another."""
+        _stop(proc, conn, kill=True)
+        k, files = job[0], job[3]
+        for folder in ("images", "spectra"):
+            for stray in (files.root / folder).glob(f".part-{k:06d}.*"):
+                stray.unlink(missing_ok=True)
+        idle.append(self._start())
+
+
+_OVERRUN = "; skipped, its worker replaced"
+
+
+def _stop(proc, conn, kill: bool = False) -> None:
+    if not kill:
+        try:
+            conn.send(None)  # done: the worker returns
+        except (OSError, ValueError):
+            kill = True
+    if not kill:
+        proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(5)
+    conn.close()
+
+
+def _worker_main(conn, memory_mb) -> None:
+    """A worker: files from ``conn`` one at a time, ``_one_file``'s answer back. Ctrl-C is
+    the parent's to handle (it stops the workers); memory beyond the budget is refused."""
+    global _MEMORY_MB
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    if memory_mb:
+        _limit_address_space(memory_mb)
+        _MEMORY_MB = memory_mb
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            result = _one_file(job)
+        except KeyboardInterrupt:
+            conn.send(("interrupt", job[2], None))
+            return
+        except Exception as exc:  # noqa: BLE001  (a reader bug: report it, keep going)
+            result = ("bad", job[2], f"{job[1]}: unexpected {type(exc).__name__}: {exc}")
+        try:
+            conn.send(result)
+        except MemoryError:
+            conn.send(("bad", job[2], f"{job[1]}: {_memory_message()}"))
+            return
+
+
+def _die_with_parent() -> None:
+    """On Linux, a worker gets SIGKILL when the ingest process dies (``kill -9`` of it), so
+    that it does not finish a file into a folder nobody will swap in."""
     try:
-        yield from pool.map(_one_file, jobs, chunksize=chunk)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        import ctypes
+
+        import multiprocessing
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        parent = multiprocessing.parent_process()
+        if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _limit_address_space(memory_mb: float) -> None:
+    """``RLIMIT_AS`` at what this process holds now plus ``memory_mb`` (Linux; elsewhere the
+    limit is not enforced and only the time budget holds)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as fh:
+            held = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError):
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = held + int(memory_mb * 2**20)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _memory_message() -> str:
+    if _MEMORY_MB:
+        return f"needs more than {_MEMORY_MB:g} MB (the per-file memory budget){_OVERRUN}"
+    return "ran out of memory"
 
 
 def _one_file(job) -> tuple[str, str, object]:
@@ -266,6 +500,8 @@ def _one_file(job) -> tuple[str, str, object]:
     stem = f".part-{k:06d}"
     written: list[str] = []
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # changed since the walk
+            return "bad", rel, f"{path}: no longer a regular file: not read"
         with sniffed(path) as found:  # the file is opened once, here
             if found.kind == "image":
                 return "image", rel, _ingest_image(found, rel, files, stem, written)
@@ -277,7 +513,10 @@ def _one_file(job) -> tuple[str, str, object]:
     except AstroVLMError as exc:
         _remove(files, written)
         return "bad", rel, str(exc)
-    except (OSError, MemoryError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except MemoryError:
+        _remove(files, written)
+        return "bad", rel, f"{path}: {_memory_message()}"
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
         # a reader bug or an exotic file must not stop a batch; report it plainly
         _remove(files, written)
         return "bad", rel, f"{path}: unexpected {type(exc).__name__}: {exc}"

@@ -119,10 +119,11 @@ def sample_summary(manifest: dict, out: Path, seconds: float, timings: dict, n_s
     }
 
 
-def dataset_summary(root: str | Path) -> dict:
-    """Counts of an existing dataset (any built with the records form), for ``data info``."""
+def dataset_summary(root: str | Path, check: bool = True) -> dict:
+    """Counts of an existing dataset (any built with the records form), for ``data info``
+    (``check``: as ``SkyDataset``'s open check)."""
     root = Path(root)
-    ds = SkyDataset(root)
+    ds = SkyDataset(root, check=check)
     by_obj = {o.object_id: o for o in ds.objects}
     img_classes = Counter(by_obj[r.object_id].coarse_class if r.object_id in by_obj else "unmatched"
                           for r in ds.images)

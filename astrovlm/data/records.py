@@ -152,16 +152,43 @@ def read_jsonl(path: str | Path, cls: type[T]) -> list[T]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise UnreadableError(f"line {lineno} is not valid JSON ({exc.msg})", path=path) from None
-            out.append(cls(**{k: v for k, v in row.items() if k in names}))
+            except UnicodeDecodeError:
+                raise UnreadableError(f"line {lineno} is not UTF-8 text", path=path) from None
+            if not isinstance(row, dict):
+                raise UnreadableError(f"line {lineno} is not a JSON object", path=path)
+            try:
+                out.append(cls(**{k: v for k, v in row.items() if k in names}))
+            except TypeError as exc:  # a required field is missing
+                raise UnreadableError(f"line {lineno} is not a {cls.__name__} record ({exc})",
+                                      path=path) from None
     return out
 
 
-class SkyDataset:
-    """A dataset folder loaded into memory (it is small: thousands of records)."""
+def dataset_dir(root: str | Path) -> Path:
+    """The dataset folder at ``root``, or the previous version that an ingest or sample
+    build killed between its last two renames left as ``.NAME.old`` (``existing_directory``)."""
+    from astrovlm.config import existing_directory
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    return existing_directory(Path(root).expanduser(), "objects.jsonl")
+
+
+class SkyDataset:
+    """A dataset folder loaded into memory (it is small: thousands of records).
+
+    Opening it checks that it is whole, cheaply (``checksums.quick_problems``: the record
+    files exist and parse, every file of ``checksums.sha256`` and every file a record names
+    exists, with the size recorded in the manifest); ``verify=True`` adds every file's
+    SHA-256 (``verify_dataset``). A damaged dataset raises ``UnreadableError`` naming what is
+    missing or wrong; ``check=False`` skips the check (``data info --verify`` reports instead).
+    A folder killed between the last two renames of its write is found in ``.NAME.old``."""
+
+    def __init__(self, root: str | Path, verify: bool = False, check: bool = True):
+        from astrovlm.data.checksums import damage_error, quick_problems, verify_dataset
+
+        self.root = dataset_dir(root)
         if not (self.root / "objects.jsonl").exists():
+            if check and (self.root / "manifest.json").exists():
+                raise damage_error(self.root, [{"path": "objects.jsonl", "problem": "missing"}])
             raise NotFoundError(
                 "not an astrovlm dataset (no objects.jsonl); build one with "
                 "'astrovlm data sample' or 'astrovlm data ingest DIR'", path=self.root)
@@ -170,6 +197,14 @@ class SkyDataset:
         self.spectra: list[SpectrumRecord] = read_jsonl(self.root / _FILES[SpectrumRecord], SpectrumRecord)
         self.passages: list[Passage] = read_jsonl(self.root / _FILES[Passage], Passage)
         self._by_id = {o.object_id: o for o in self.objects}
+        if check:
+            named = {"images.jsonl": [r.path for r in self.images],
+                     "spectra.jsonl": [r.path for r in self.spectra]}
+            problems = quick_problems(self.root, named)
+            if verify and not problems and (self.root / "manifest.json").exists():
+                problems = verify_dataset(self.root)["problems"]
+            if problems:
+                raise damage_error(self.root, problems, verified=verify)
 
     def object(self, object_id: str) -> SkyObject:
         try:

@@ -223,13 +223,13 @@ class NameResolver:
         """Resolver over a built dataset (a ``SkyDataset`` or its folder: its tables and
         objects), or OpenNGC alone if there is none."""
         from astrovlm.config import sample_dir
-        from astrovlm.data.records import SkyDataset
+        from astrovlm.data.records import SkyDataset, dataset_dir
         from astrovlm.data.sources.openngc import load_openngc
 
         if isinstance(root, SkyDataset):  # already open: do not read its records again
             dataset, root = root, Path(root.root)
         else:
-            root = Path(root) if root else sample_dir()
+            root = dataset_dir(root if root else sample_dir())
             dataset = SkyDataset(root) if (root / "objects.jsonl").exists() else None
         openngc = load_openngc()
         stars, objects = None, dataset.objects if dataset is not None else []

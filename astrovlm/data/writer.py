@@ -24,7 +24,8 @@ import shutil
 from pathlib import Path
 
 from astrovlm.config import atomic_directory, atomic_write_json, atomic_write_text
-from astrovlm.data.checksums import CHECKSUMS, HASH_RULE, checksums_text, file_digests, hash_of_digests
+from astrovlm.data.checksums import (
+    CHECKSUMS, HASH_RULE, checksums_text, file_digests, file_sizes, hash_of_digests)
 from astrovlm.data.records import ImageRecord, Passage, SkyObject, SpectrumRecord, write_jsonl
 from astrovlm.errors import BadArgumentError, NotFoundError
 
@@ -94,10 +95,13 @@ class DatasetWriter:
                 if not (self.root / rec.path).is_file():
                     raise NotFoundError(f"a record names '{rec.path}' but no such file was written",
                                         path=self.final / name)
+        for stray in [*self.root.glob("images/.part-*"), *self.root.glob("spectra/.part-*")]:
+            stray.unlink()  # what a worker killed mid-file left (ingest's .part-K names)
         digests = file_digests(self.root)
         atomic_write_text(self.root / CHECKSUMS, checksums_text(digests))
+        # sizes let opening the dataset notice a truncated or missing file with a stat
         manifest = {**manifest, "files": len(digests), "content_hash": hash_of_digests(digests),
-                    "hash_rule": HASH_RULE}
+                    "hash_rule": HASH_RULE, "file_sizes": file_sizes(self.root, digests)}
         atomic_write_json(self.root / "manifest.json", manifest)
         self.manifest = manifest
         return manifest

@@ -140,10 +140,10 @@ def build_index(dataset: str | Path | None = None, encoder=None, out: str | Path
     Writes the index to ``out`` (default ``default_index_dir()``) when ``save``.
     Returns the index and a summary (counts, skipped items, timings, where it was written).
     """
-    from astrovlm.data.records import SkyDataset
+    from astrovlm.data.records import SkyDataset, dataset_dir
 
     t0 = time.perf_counter()
-    root = Path(dataset) if dataset is not None else sample_dir()
+    root = dataset_dir(dataset if dataset is not None else sample_dir())
     if dataset is None and not (root / "objects.jsonl").exists():
         raise NotFoundError("the sample sky is not built yet; run 'astrovlm data sample' first", path=root)
     ds = SkyDataset(root)

@@ -27,7 +27,7 @@ from typing import Callable
 
 import faiss
 
-from astrovlm.config import atomic_directory
+from astrovlm.config import atomic_directory, existing_directory
 from astrovlm.errors import IncompatibleError, NotFoundError, UnreadableError
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,11 @@ def open_index_folder(path: str | Path, expected_fingerprint: str | None = None,
 def existing_index_dir(path: Path) -> Path:
     """The index folder; if a crash fell between atomic_directory's two renames, the previous
     version waits in the '.NAME.old' sibling and is used."""
+    found = existing_directory(path, CONFIG_FILE)
+    if found != path:
+        return found
     if (path / CONFIG_FILE).exists():
         return path
-    old = path.parent / f".{path.name}.old"
-    if not path.exists() and (old / CONFIG_FILE).exists():
-        log.warning("index %s is missing; using the previous version left at %s", path, old)
-        return old
     if path.exists() and not path.is_dir():
         raise UnreadableError("not an index folder (a file)", path=path)
     if path.exists():

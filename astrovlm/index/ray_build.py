@@ -167,10 +167,10 @@ def build_index_ray(dataset: str | Path | None = None, encoder: str | Path | Non
                     progress: bool = True) -> tuple[CrossModalIndex, dict]:
     """The Ray counterpart of ``build.build_index``: same items, same metadata, an IVF-PQ
     index merged from shards (an exact flat index when there are too few vectors to train one)."""
-    from astrovlm.data.records import SkyDataset
+    from astrovlm.data.records import SkyDataset, dataset_dir
 
     t0 = time.perf_counter()
-    root = Path(dataset) if dataset is not None else sample_dir()
+    root = dataset_dir(dataset if dataset is not None else sample_dir())
     if dataset is None and not (root / "objects.jsonl").exists():
         raise NotFoundError("the sample sky is not built yet; run 'astrovlm data sample' first", path=root)
     ds = SkyDataset(root)
