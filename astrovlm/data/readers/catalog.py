@@ -3,6 +3,7 @@ the RA/Dec columns found by name (or VOTable UCD) and turned into a ``SkyCoord``
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -64,6 +65,10 @@ def read_table(path: str | Path, hdu: int | str | None = None, *, hdul=None):
         raise UnreadableError(f"{fmt or 'text'} table of {path.stat().st_size / 2**20:.0f} MiB is too "
                               f"large to parse (limit {MAX_TEXT_TABLE_BYTES // 2**20} MiB); convert it "
                               "to Parquet or FITS", path=path)
+    elif fmt == "votable":
+        _check_votable(path)
+    else:
+        _check_text_lines(path, fmt)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -97,6 +102,45 @@ def _check_parquet(path: Path) -> None:
                               "part you need first", path=path)
     if cols > MAX_COLUMNS:
         raise UnreadableError(f"parquet table has {cols} columns (limit {MAX_COLUMNS})", path=path)
+
+
+# A VOTable FIELD's arraysize is allocated for every row before a value is read.
+MAX_CELL_VALUES = 1_000_000
+_ARRAYSIZE = re.compile(rb'arraysize\s*=\s*["\']([^"\']*)["\']', re.IGNORECASE)
+_NROWS = re.compile(rb'nrows\s*=\s*["\']\s*(\d+)', re.IGNORECASE)
+# Lines of a CSV/ECSV/ASCII table longer than this are data dumps (or a hostile file): the
+# format guesser tries a dozen parsers on each of them
+MAX_LINE_CHARS = 100_000
+
+
+def _check_votable(path: Path) -> None:
+    """Array sizes and declared row counts from the XML, before astropy allocates them."""
+    raw = path.read_bytes()
+    for m in _ARRAYSIZE.finditer(raw):
+        cells = 1
+        for part in re.split(rb"x", m.group(1).strip().rstrip(b"*")):
+            part = part.strip()
+            if part.isdigit():
+                cells *= int(part)
+        if cells > MAX_CELL_VALUES:
+            raise UnreadableError(f"VOTable FIELD declares arraysize=\"{m.group(1)[:40].decode('ascii', 'replace')}\" "
+                                  f"({cells} values a cell; limit {MAX_CELL_VALUES})", path=path,
+                                  field="arraysize")
+    for m in _NROWS.finditer(raw):
+        if int(m.group(1)) > MAX_ROWS:
+            raise UnreadableError(f"VOTable TABLE declares nrows={int(m.group(1))} (limit {MAX_ROWS})",
+                                  path=path, field="nrows")
+    if b"<!ENTITY" in raw[:65536].upper():
+        raise UnreadableError("VOTable declares XML entities (refused: entity expansion can be "
+                              "a bomb)", path=path)
+
+
+def _check_text_lines(path: Path, fmt) -> None:
+    with open(path, "rb") as fh:
+        while chunk := fh.readline(MAX_LINE_CHARS + 1):
+            if len(chunk) > MAX_LINE_CHARS and not chunk.endswith(b"\n"):
+                raise UnreadableError(f"{fmt or 'text'} table has a line longer than {MAX_LINE_CHARS} "
+                                      "characters: not a table", path=path)
 
 
 def _fits_table(path: Path, hdu, opened=None):

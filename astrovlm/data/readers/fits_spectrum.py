@@ -342,7 +342,9 @@ def _meta_from_table_header(header) -> dict:
     meta = {}
     for c in header.cards:
         try:
-            key, value = c.keyword, c.value
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # HIERARCH and other non-standard cards
+                key, value = c.keyword, c.value
         except Exception:  # unparsable card
             continue
         if _TABLE_STRUCTURAL.match(key) or not isinstance(value, (str, int, float, bool)):

@@ -38,6 +38,13 @@ def check_fits_structure(path: Path, gzipped: bool) -> None:
     try:
         with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
             _walk(fh, path, None if gzipped else path.stat().st_size)
+            if gzipped:  # astropy decompresses to the end of the stream: bound what it will find
+                total = fh.tell()
+                while chunk := fh.read(1 << 20):
+                    total += len(chunk)
+                    if total > MAX_BYTES:
+                        raise UnreadableError(f"gzip file decompresses to more than {_mb(MAX_BYTES)} "
+                                              "(a decompression bomb?)", path=path)
     except (OSError, EOFError, zlib.error) as exc:
         raise UnreadableError(f"corrupt {'gzip' if gzipped else 'FITS'} file ({str(exc)[:160]})",
                               path=path) from None
