@@ -204,7 +204,7 @@ def run_cli(args, folder: Path) -> tuple[collections.Counter, list, dict]:
     def preexec():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    env = {**os.environ, **THREADS, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **THREADS, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT)}
     index = args.index
     cli_folder = folder / "cli"
     cli_folder.mkdir()
@@ -257,7 +257,7 @@ def run_cli(args, folder: Path) -> tuple[collections.Counter, list, dict]:
         seconds.append(dt)
         outcomes[what] += 1
         print(f"cli {call[0]} {' '.join(call[1:3])[:90]}: {what} ({dt:.1f} s)"
-              + (f" {err.splitlines()[-1][:160]}" if what not in ("ok", "error") and err else ""), flush=True)
+              + (f" {err.splitlines()[-1][:160]}" if what != "ok" and err else ""), flush=True)
         if what not in ("ok", "error"):
             failures.append({"cli": call, "outcome": what, "stderr": err[-400:]})
     return outcomes, failures, {"cli_seconds_max": round(max(seconds), 1) if seconds else 0.0,
