@@ -96,7 +96,11 @@ def _read_header(fh, path: Path, index: int):
             key = card[:8].strip().upper()
             if key == "END":
                 return cards, n
-            if _STRUCTURAL.match(key) and card[8:10] == "= " and key not in cards:
+            if _STRUCTURAL.match(key) and card[8:10] == "= ":
+                if key in cards or (key in ("SIMPLE", "XTENSION") and (n, i) != (1, 0)):
+                    # astropy loops forever on a gzipped header with a second SIMPLE card
+                    raise UnreadableError(f"HDU {index}: the structural card {key} appears twice "
+                                          "or out of place", path=path, field=key)
                 cards[key] = _value(card[10:])
     raise UnreadableError(f"not a readable FITS file (HDU {index} has no END card in its first "
                           f"{MAX_HEADER_BLOCKS} header blocks)", path=path)
