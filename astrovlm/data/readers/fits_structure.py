@@ -28,8 +28,11 @@ _TFORM_BYTES = {"L": 1, "B": 1, "I": 2, "J": 4, "K": 8, "A": 1, "E": 4, "D": 8, 
                 "P": 8, "Q": 16}
 _TFORM = re.compile(r"^\s*(\d*)\s*([LXBIJKAEDCMPQ])\s*(.*)$")
 _COMPRESSIONS = ("RICE_1", "RICE_ONE", "GZIP_1", "GZIP_2", "PLIO_1", "HCOMPRESS_1", "NOCOMPRESS")
-_STRUCTURAL = re.compile(r"^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|GROUPS|TFIELDS|"
-                         r"TFORM\d+|ZIMAGE|ZBITPIX|ZNAXIS\d*|ZTILE\d+|ZCMPTYPE|END)$")
+_STRUCTURAL = re.compile(r"^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|GROUPS|TFIELDS|THEAP|"
+                         r"TFORM\d+|ZIMAGE|ZBITPIX|ZNAXIS\d*|ZTILE\d+|ZCMPTYPE|ZNAME\d+|ZVAL\d+|END)$")
+# The tile compressors' parameters (ZNAMEn / ZVALn) and the values cfitsio can work with:
+# BYTEPIX = 99999999 makes its Rice decoder write past its buffer.
+_ZPARAMS = {"BLOCKSIZE": (16, 32), "BYTEPIX": (1, 2, 4, 8), "SMOOTH": (0, 1)}
 
 
 def check_fits_structure(path: Path, gzipped: bool) -> None:
@@ -62,11 +65,16 @@ def _walk(fh, path: Path, file_size: int | None) -> None:
         if offset + size > MAX_BYTES:
             raise UnreadableError(f"HDU {index} takes the file's data past {_mb(MAX_BYTES)} (it declares "
                                   f"{_mb(size)}): too large to read", path=path)
-        if file_size is not None:
-            if offset + size > file_size:
-                raise UnreadableError(
-                    f"truncated FITS file: HDU {index} declares {size} bytes of data but the file "
-                    f"ends {max(file_size - offset, 0)} bytes into it", path=path)
+        if file_size is not None and offset + size > file_size:
+            raise UnreadableError(
+                f"truncated FITS file: HDU {index} declares {size} bytes of data but the file "
+                f"ends {max(file_size - offset, 0)} bytes into it", path=path)
+        if cards.get("ZIMAGE", "").upper() == "T":
+            # the tiles go to cfitsio's C decoders: every descriptor must point into the heap
+            data = fh.read(size)
+            _check_descriptors(cards, data, path, index)
+            fh.seek(padded - len(data), 1) if file_size is not None else _skip(fh, padded - len(data), 0, path, index)
+        elif file_size is not None:
             fh.seek(padded, 1)
         else:
             _skip(fh, padded, size, path, index)
@@ -241,6 +249,53 @@ def _check_tile_compressed(cards: dict, path: Path, index: int) -> None:
     if cmp not in _COMPRESSIONS:
         raise UnreadableError(f"compressed HDU {index}: ZCMPTYPE = {cmp[:20]!r} is not a known "
                               "tile compression", path=path, field="ZCMPTYPE")
+    for key, name in cards.items():
+        if not re.fullmatch(r"ZNAME\d+", key):
+            continue
+        allowed = _ZPARAMS.get(name.upper())
+        raw = cards.get("ZVAL" + key[5:])
+        if allowed is None:
+            try:
+                float(raw)
+            except (TypeError, ValueError):
+                raise UnreadableError(f"compressed HDU {index}: {name} = {str(raw)[:20]!r} is not a number",
+                                      path=path, field="ZVAL" + key[5:]) from None
+            continue
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            value = None
+        if value not in allowed:
+            raise UnreadableError(f"compressed HDU {index}: {name} = {str(raw)[:20]} (it must be one of "
+                                  f"{', '.join(map(str, allowed))})", path=path, field="ZVAL" + key[5:])
+
+
+def _check_descriptors(cards: dict, data: bytes, path: Path, index: int) -> None:
+    """Each variable-length cell (count, offset) of a compressed image's table lies in the heap."""
+    import numpy as np
+
+    width = int(cards["NAXIS1"])
+    rows = int(cards["NAXIS2"])
+    heap_start = _int(cards, "THEAP", path, index, hi=2**62, default=width * rows)
+    heap_end = width * rows + int(cards.get("PCOUNT", 0) or 0)
+    if len(data) < width * rows:
+        return  # truncated: refused by the caller from the file size
+    table = np.frombuffer(data, dtype=np.uint8, count=width * rows).reshape(rows, width)
+    at = 0
+    for i in range(1, int(cards["TFIELDS"]) + 1):
+        m = _TFORM.match(cards[f"TFORM{i}"].upper())
+        repeat = int(m.group(1)) if m.group(1) else 1
+        code = m.group(2)
+        nbytes = -(-repeat // 8) if code == "X" else repeat * _TFORM_BYTES[code]
+        if code in "PQ" and repeat == 1:
+            kind = ">i4" if code == "P" else ">i8"
+            pairs = np.ascontiguousarray(table[:, at:at + nbytes]).view(kind).reshape(rows, 2).astype(np.int64)
+            element = _TFORM_BYTES.get(m.group(3).strip()[:1], 1)
+            ends = heap_start + pairs[:, 1] + pairs[:, 0] * element
+            if (pairs < 0).any() or (ends > heap_end).any():
+                raise UnreadableError(f"compressed HDU {index}: a tile of column {i} points outside the "
+                                      "heap (corrupt tile table)", path=path, field=f"TFORM{i}")
+        at += nbytes
 
 
 def _skip(fh, padded: int, size: int, path: Path, index: int) -> None:

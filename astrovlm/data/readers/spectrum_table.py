@@ -99,7 +99,8 @@ def spectrum_from_table(table, path, index: int = 0, meta: dict | None = None,
     if cols["loglam"] is not None:
         # SDSS convention: log10 of the (vacuum) wavelength in Angstrom, by definition
         loglam = _column_values(table, cols["loglam"], index, path)
-        wave_values, unit = 10.0 ** loglam, u.AA
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd loglam: inf, refused below
+            wave_values, unit = 10.0 ** loglam, u.AA
     else:
         name = cols["wave"]
         wave_values = _column_values(table, name, index, path)
