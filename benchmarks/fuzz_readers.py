@@ -81,6 +81,9 @@ def worker(conn, seed: int, cases: list[int], folder: str, timeout: int, memory:
         except MemoryError:
             conn.send(("result", i, "generate", "generator-memory", 0.0))
             continue
+        except Exception as exc:  # a bug of the generator, not of the readers: counted apart
+            conn.send(("result", i, "generate", f"generator-error: {type(exc).__name__}: {exc}", 0.0))
+            continue
         finally:
             signal.alarm(0)
         for reader in fuzzing.readers_for(case):
@@ -182,7 +185,7 @@ def _lost(conn, state, live, todo, outcomes, by_reader, failures, what):
 
 
 def _category(result: str) -> str:
-    if result.startswith(("raw:", "unnamed:")):
+    if result.startswith(("raw:", "unnamed:", "generator-error:")):
         return result.split(":")[0]
     return result
 
@@ -300,6 +303,7 @@ def main() -> None:
         "errors_not_naming_the_file": outcomes["unnamed"],
         "hangs_over_timeout": outcomes["hang"], "memory_blowups": outcomes["memory"] + outcomes["died"],
         "read_ok": outcomes["ok"],
+        "generator_failures": sum(v for k, v in outcomes.items() if k.startswith("generator")),
         **{f"clean_errors_{k.split(':')[1]}": v for k, v in sorted(outcomes.items()) if k.startswith("error:")},
         "clean_errors_total": sum(v for k, v in outcomes.items() if k.startswith("error:")),
         **{f"{r}_{k.replace(':', '_')}": v for r, c in sorted(by_reader.items()) for k, v in sorted(c.items())},

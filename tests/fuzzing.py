@@ -503,14 +503,18 @@ def _mutate(kind, data, name, rng, folder):
             if len(data) > 200_000:  # already a bomb: decompressing it here would be the blow-up
                 return _flip(data, rng, 10, 4096), "flip"
             if c == "inner":
-                inner, how = _fits_mutation(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data, rng)
+                try:
+                    inner = gzip.decompress(data)
+                except (OSError, EOFError, zlib.error):  # mutated once already: its bytes as they are
+                    inner = data
+                inner, how = _fits_mutation(inner, rng)
                 return gzip.compress(inner), "gz_" + how
             if c == "bomb":
                 return big("gzip_bomb", folder), "gzip_bomb"
             if c == "tail":
                 try:
                     inner = gzip.decompress(data)
-                except Exception:  # a broken seed: its bytes as they are
+                except (OSError, EOFError, zlib.error):  # a broken seed: its bytes as they are
                     inner = data
                 return gzip.compress(inner) + big("gzip_tail", folder), "gzip_trailing_bomb"
             return (_truncate(data, rng), "truncate") if c == "truncate" else (_flip(data, rng, 10, len(data)), "flip")
