@@ -139,10 +139,12 @@ def run_readers(args, folder: Path) -> tuple[collections.Counter, dict, list]:
                 _lost(conn, state, live, todo, outcomes, by_reader, failures, "died")
                 continue
             state[3] = time.time()
-            if kind == "start":
+            if kind == "case":
+                state[2] = (i, "generate", "generating the case")
+            elif kind == "start":
                 state[2] = (i, reader, result)
             elif kind == "result":
-                state[2] = None
+                state[2] = (i, "generate", "between calls")
                 state[4].add(i)
                 outcomes[_category(result)] += 1
                 by_reader[reader][_category(result)] += 1
@@ -171,7 +173,7 @@ def _lost(conn, state, live, todo, outcomes, by_reader, failures, what):
     if what == "died" and proc.exitcode is not None and proc.exitcode < 0:
         what = f"died (signal {-proc.exitcode})"
     if current is not None:
-        i, reader, label = current
+        i, reader, label = current  # counted, and not requeued: a case is tried once
         outcomes[what.split(" ")[0]] += 1
         by_reader[reader][what.split(" ")[0]] += 1
         failures.append({"case": i, "reader": reader, "outcome": f"{what} on {label}"})
