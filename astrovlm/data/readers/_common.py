@@ -63,7 +63,7 @@ def guarded(what: str):
         def reader(path, *args, **kwargs):
             try:
                 return func(path, *args, **kwargs)
-            except (AstroVLMError, MemoryError, RecursionError):
+            except (AstroVLMError, MemoryError):
                 raise
             except Exception as exc:
                 raise UnreadableError(f"cannot read {what}: {type(exc).__name__}: {_reason(exc)}",
