@@ -94,6 +94,10 @@ def _read_header(fh, path: Path, index: int):
             if index == 0 and not block.startswith(b"SIMPLE"):
                 raise UnreadableError("not a readable FITS file (it does not begin with SIMPLE)",
                                       path=path)
+            if index == 0 and not re.match(rb"SIMPLE  = +T( |/)", block[:80]):
+                # astropy loops forever on a gzipped file whose SIMPLE card it cannot parse
+                raise UnreadableError("not a readable FITS file (its first card is not "
+                                      "'SIMPLE = T')", path=path, field="SIMPLE")
         if len(block) < BLOCK:
             if index == 0 or n > 1:
                 raise UnreadableError(f"not a readable FITS file (truncated: the header of HDU "
@@ -105,6 +109,9 @@ def _read_header(fh, path: Path, index: int):
             if key == "END":
                 return cards, n
             if _STRUCTURAL.match(key) and card[8:10] == "= ":
+                if "\ufffd" in card[:30]:
+                    raise UnreadableError(f"HDU {index}: the structural card {key} holds bytes "
+                                          "that are not ASCII", path=path, field=key)
                 if key in cards or (key in ("SIMPLE", "XTENSION") and (n, i) != (1, 0)):
                     # astropy loops forever on a gzipped header with a second SIMPLE card
                     raise UnreadableError(f"HDU {index}: the structural card {key} appears twice "
