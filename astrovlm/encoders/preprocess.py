@@ -68,12 +68,21 @@ def load_rgb(source) -> Image.Image:
     return img.convert("RGB")
 
 
+MAX_SQUARE_SIDE = 4096  # padding a 1 x 100000 strip to its square would take 30 GB
+
+
 def square_on_sky(img: Image.Image) -> Image.Image:
-    """Pad to a square with black sky (never crop: the object may fill the frame)."""
+    """Pad to a square with black sky (never crop: the object may fill the frame). A long
+    side over ``MAX_SQUARE_SIDE`` is shrunk to it first, the aspect kept, so the square
+    stays small whatever the strip."""
     w, h = img.size
-    side = max(w, h)
     if w == h:
         return img
+    if max(w, h) > MAX_SQUARE_SIDE:
+        scale = MAX_SQUARE_SIDE / max(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+        w, h = img.size
+    side = max(w, h)
     canvas = Image.new("RGB", (side, side), (0, 0, 0))
     canvas.paste(img, ((side - w) // 2, (side - h) // 2))
     return canvas

@@ -8,9 +8,9 @@ that names the file and says what is wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,12 +18,13 @@ from typing import Iterator
 import astropy.units as u
 import numpy as np
 
-from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
+from astrovlm.data.readers import limits
+from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError, UnreadableError
 
-# Images larger than this are refused from the header, before any pixel is read: a 16k x 16k
-# float image is 1 GiB, and nothing astrovlm does with an image needs more than a cutout.
-MAX_IMAGE_SIDE = 16384
-MAX_IMAGE_PIXELS = 200_000_000
+# Images larger than this are refused from the header, before any pixel is read: nothing
+# astrovlm does with an image needs more than a cutout (``limits`` holds every budget).
+MAX_IMAGE_SIDE = limits.MAX_SIDE
+MAX_IMAGE_PIXELS = limits.MAX_PIXELS
 # A cube with more planes than this is an IFU or radio data cube, not a multi-band image.
 MAX_IMAGE_BANDS = 16
 # A spectrum needs this many usable pixels (finite flux, positive or unknown ivar) to mean anything.
@@ -34,13 +35,41 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz
 
 def check_nonempty(path: str | Path) -> Path:
     path = Path(path)
-    if not path.exists():
-        raise NotFoundError("no such file", path=path)
-    if path.is_dir():
-        raise BadArgumentError("is a folder, not a file", path=path)
-    if path.stat().st_size == 0:
+    try:
+        if not path.exists():
+            raise NotFoundError("no such file" + (" (a broken symbolic link)" if path.is_symlink() else ""),
+                                path=path)
+        if path.is_dir():
+            raise BadArgumentError("is a folder, not a file", path=path)
+        if not path.is_file():  # a FIFO would block the reader forever, a device never ends
+            raise UnreadableError("is not a regular file (a device, pipe or socket)", path=path)
+        size = path.stat().st_size
+    except OSError as exc:  # a symbolic link that loops, a file we may not read
+        raise UnreadableError(f"cannot be opened ({_reason(exc)})", path=path) from None
+    if size == 0:
         raise UnreadableError("file is empty", path=path)
     return path
+
+
+def guarded(what: str):
+    """Decorate a public reader ``f(path, ...)``: any exception that is not already an
+    ``AstroVLMError`` becomes ``UnreadableError("cannot read <what>: <type>: <msg>")``.
+
+    A last line behind the specific checks (headers, budgets), for the failures of the
+    libraries underneath that no check foresaw. MemoryError and KeyboardInterrupt pass.
+    """
+    def wrap(func):
+        @functools.wraps(func)
+        def reader(path, *args, **kwargs):
+            try:
+                return func(path, *args, **kwargs)
+            except (AstroVLMError, MemoryError):
+                raise
+            except Exception as exc:
+                raise UnreadableError(f"cannot read {what}: {type(exc).__name__}: {_reason(exc)}",
+                                      path=path) from exc
+        return reader
+    return wrap
 
 
 @contextmanager
@@ -55,12 +84,19 @@ def open_fits(path: str | Path, hdul=None) -> Iterator:
     if hdul is not None:
         yield hdul
         return
+    from astrovlm.data.readers.fits_structure import check_fits_structure
+
     path = check_nonempty(path)
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    check_fits_structure(path, gzipped)  # absurd or missing structural cards, budgets, truncation
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # IRAF headers warn on every non-standard card
             hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
-    except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # OSError, VerifyError, KeyError from a card astropy needs
         raise UnreadableError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
     try:
         yield hdul
@@ -78,7 +114,9 @@ def iter_hdus(hdul, path) -> Iterator:
                 hdu = hdul[i]
         except IndexError:
             return
-        except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
+        except MemoryError:
+            raise
+        except Exception as exc:  # OSError, VerifyError, KeyError: a header astropy rejects
             if i == 0:
                 raise UnreadableError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
             return  # trailing junk after the last HDU: keep what was readable
@@ -92,7 +130,7 @@ def pick_hdu(hdul, hdu, path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return hdul[hdu]
-    except (IndexError, KeyError):
+    except (IndexError, KeyError, TypeError):
         names = [h.name or str(i) for i, h in iter_hdus(hdul, path)]
         raise NotFoundError(f"has no HDU {hdu!r} (it has {len(names)}: {', '.join(names)})",
                             path=path) from None
@@ -104,22 +142,64 @@ def hdu_data(hdu, path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = hdu.data
-    except (OSError, ValueError, TypeError, EOFError, IndexError, zlib.error) as exc:
-        raise UnreadableError(f"corrupt or truncated FITS file: the data of HDU '{hdu.name}' "
-                            f"cannot be read ({_reason(exc)})", path=path) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # truncation, broken tile compression (CfitsioException), bad TFORM
+        raise UnreadableError(f"corrupt or truncated FITS file: the data of HDU '{hdu_name(hdu)}' "
+                            f"cannot be read ({type(exc).__name__}: {_reason(exc)})", path=path) from None
+    if data is not None and not isinstance(data, np.ndarray):
+        raise UnreadableError(f"HDU '{hdu_name(hdu)}' has no readable data (astropy found "
+                              f"{type(data).__name__})", path=path)
     return data
 
 
+def image_data(hdu, path, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """An image HDU's pixels as a float array of ``shape`` (its header's, degenerate axes
+    dropped); data that is absent or of another size than the header says is an error."""
+    data = hdu_data(hdu, path)
+    n = int(np.prod(shape)) if shape else 0
+    if data is None or data.size != n or n == 0:
+        got = "no data" if data is None else f"{data.size} values"
+        raise UnreadableError(f"HDU '{hdu_name(hdu)}' header says {'x'.join(map(str, shape[::-1])) or 'no'} "
+                              f"pixels but holds {got}", path=path)
+    try:
+        return np.asarray(data, dtype=dtype).reshape(shape)
+    except (TypeError, ValueError) as exc:
+        raise UnreadableError(f"HDU '{hdu_name(hdu)}' data is not numeric ({_reason(exc)})",
+                              path=path) from None
+
+
+def hdu_name(hdu) -> str:
+    try:
+        return str(hdu.name)
+    except Exception:
+        return "?"
+
+
+def table_columns(hdu, path) -> list[str]:
+    """A table HDU's column names; a header whose TFORMn/TTYPEn astropy rejects is an error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return [str(c.name) for c in hdu.columns]
+    except MemoryError:
+        raise
+    except Exception as exc:  # VerifyError on a bad TFORM, KeyError on a missing card
+        raise UnreadableError(f"table '{hdu_name(hdu)}' has a broken column definition "
+                              f"({type(exc).__name__}: {_reason(exc)})", path=path) from None
+
+
 def hdu_shape(hdu) -> tuple[int, ...]:
-    """An image HDU's shape from its header alone (numpy order), degenerate axes dropped."""
+    """An image HDU's shape from its header alone (numpy order), degenerate axes dropped.
+    (``open_fits`` has checked the cards are integers in range before astropy read them.)"""
     header = hdu.header
-    if header.get("ZIMAGE"):
-        naxis = int(card(header, "ZNAXIS", 0) or 0)
-        dims = [int(card(header, f"ZNAXIS{i}", 0) or 0) for i in range(1, naxis + 1)]
-    else:
-        naxis = int(card(header, "NAXIS", 0) or 0)
-        dims = [int(card(header, f"NAXIS{i}", 0) or 0) for i in range(1, naxis + 1)]
-    if any(d == 0 for d in dims):
+    z = "Z" if card(header, "ZIMAGE") else ""
+    try:
+        naxis = min(int(card(header, f"{z}NAXIS", 0) or 0), 999)
+        dims = [int(card(header, f"{z}NAXIS{i}", 0) or 0) for i in range(1, naxis + 1)]
+    except (TypeError, ValueError):
+        return ()
+    if any(d <= 0 for d in dims):
         return ()
     return tuple(d for d in reversed(dims) if d != 1)
 

@@ -3,6 +3,7 @@ the RA/Dec columns found by name (or VOTable UCD) and turned into a ``SkyCoord``
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
-    check_nonempty, hdu_data, is_table_hdu, iter_hdus, open_fits, pick_hdu)
+    check_nonempty, guarded, hdu_data, is_table_hdu, iter_hdus, open_fits, pick_hdu)
+from astrovlm.data.readers.limits import MAX_COLUMNS, MAX_ROWS, MAX_TEXT_TABLE_BYTES
 from astrovlm.errors import BadArgumentError, UnreadableError
 
 TABLE_SUFFIXES = (".csv", ".ecsv", ".tsv", ".parquet", ".pq", ".vot", ".votable", ".xml")
@@ -31,6 +33,7 @@ CLASS_COLUMNS = ("class", "otype", "type", "obj_type", "main_type", "spectype", 
 REDSHIFT_COLUMNS = ("z", "redshift", "z_best", "zspec", "z_spec", "rvz_redshift")
 
 
+@guarded("the table")
 def read_table(path: str | Path, hdu: int | str | None = None, *, hdul=None):
     """Any table file astropy reads, chosen by content and suffix, as an astropy ``Table``.
     ``hdul``: the FITS file already open (``readers.sniffed``), so it is not opened again."""
@@ -56,16 +59,88 @@ def read_table(path: str | Path, hdu: int | str | None = None, *, hdul=None):
         fmt = "ascii.csv"
     else:
         fmt = None  # let astropy guess among its ASCII formats
+    if fmt == "parquet":
+        _check_parquet(path)
+    elif path.stat().st_size > MAX_TEXT_TABLE_BYTES:
+        raise UnreadableError(f"{fmt or 'text'} table of {path.stat().st_size / 2**20:.0f} MiB is too "
+                              f"large to parse (limit {MAX_TEXT_TABLE_BYTES // 2**20} MiB); convert it "
+                              "to Parquet or FITS", path=path)
+    elif fmt == "votable":
+        _check_votable(path)
+    else:
+        _check_text_lines(path, fmt)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = Table.read(path, format=fmt) if fmt else Table.read(path, format="ascii")
+    except MemoryError:
+        raise
     except Exception as exc:  # astropy's readers raise a zoo of types on malformed input
         kind = fmt or "table"
         raise UnreadableError(f"unreadable {kind} file ({type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})",
                             path=path) from None
+    if len(table) > MAX_ROWS:
+        raise UnreadableError(f"table has {len(table)} rows (limit {MAX_ROWS})", path=path)
     return table
+
+
+def _check_parquet(path: Path) -> None:
+    """Rows and columns from the Parquet footer, before a page is decoded."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+        rows, cols = meta.num_rows, meta.num_columns
+    except MemoryError:
+        raise
+    except Exception as exc:  # ArrowInvalid, OSError: no footer, a footer that lies
+        raise UnreadableError(f"unreadable parquet file ({type(exc).__name__}: "
+                              f"{str(exc).strip()[:160]})", path=path) from None
+    if rows > MAX_ROWS:
+        raise UnreadableError(f"parquet catalog has {rows} rows (limit {MAX_ROWS}); read the "
+                              "part you need first", path=path)
+    if cols > MAX_COLUMNS:
+        raise UnreadableError(f"parquet table has {cols} columns (limit {MAX_COLUMNS})", path=path)
+
+
+# A VOTable FIELD's arraysize is allocated for every row before a value is read.
+MAX_CELL_VALUES = 1_000_000
+_ARRAYSIZE = re.compile(rb'arraysize\s*=\s*["\']([^"\']*)["\']', re.IGNORECASE)
+_NROWS = re.compile(rb'nrows\s*=\s*["\']\s*(\d+)', re.IGNORECASE)
+# Lines of a CSV/ECSV/ASCII table longer than this are data dumps (or a hostile file): the
+# format guesser tries a dozen parsers on each of them
+MAX_LINE_CHARS = 100_000
+
+
+def _check_votable(path: Path) -> None:
+    """Array sizes and declared row counts from the XML, before astropy allocates them."""
+    raw = path.read_bytes()
+    for m in _ARRAYSIZE.finditer(raw):
+        cells = 1
+        for part in re.split(rb"x", m.group(1).strip().rstrip(b"*")):
+            part = part.strip()
+            if part.isdigit():
+                cells *= int(part)
+        if cells > MAX_CELL_VALUES:
+            raise UnreadableError(f"VOTable FIELD declares arraysize=\"{m.group(1)[:40].decode('ascii', 'replace')}\" "
+                                  f"({cells} values a cell; limit {MAX_CELL_VALUES})", path=path,
+                                  field="arraysize")
+    for m in _NROWS.finditer(raw):
+        if int(m.group(1)) > MAX_ROWS:
+            raise UnreadableError(f"VOTable TABLE declares nrows={int(m.group(1))} (limit {MAX_ROWS})",
+                                  path=path, field="nrows")
+    if b"<!ENTITY" in raw[:65536].upper():
+        raise UnreadableError("VOTable declares XML entities (refused: entity expansion can be "
+                              "a bomb)", path=path)
+
+
+def _check_text_lines(path: Path, fmt) -> None:
+    with open(path, "rb") as fh:
+        while chunk := fh.readline(MAX_LINE_CHARS + 1):
+            if len(chunk) > MAX_LINE_CHARS and not chunk.endswith(b"\n"):
+                raise UnreadableError(f"{fmt or 'text'} table has a line longer than {MAX_LINE_CHARS} "
+                                      "characters: not a table", path=path)
 
 
 def _fits_table(path: Path, hdu, opened=None):
@@ -85,11 +160,14 @@ def _fits_table(path: Path, hdu, opened=None):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return Table.read(chosen, format="fits", character_as_bytes=False)
+        except MemoryError:
+            raise
         except Exception as exc:
             raise UnreadableError(f"table '{chosen.name}' cannot be read ({str(exc)[:200]})",
                                 path=path) from None
 
 
+@guarded("the catalog")
 def read_catalog(path: str | Path, hdu: int | str | None = None, *, hdul=None, table=None):
     """A catalog as an astropy ``Table`` with at least one row. Where RA/Dec columns are
     found their names are in ``table.meta['ra_column']`` / ``['dec_column']``.

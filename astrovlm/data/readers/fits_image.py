@@ -15,9 +15,9 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
-    FITS_SUFFIXES, MAX_IMAGE_BANDS, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, card, check_nonempty, hdu_data,
-    hdu_shape, header_coord, is_image_hdu, iter_hdus, object_name, open_fits, pick_hdu)
-from astrovlm.errors import BadArgumentError, UnreadableError
+    FITS_SUFFIXES, MAX_IMAGE_BANDS, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, card, check_nonempty, guarded,
+    hdu_shape, header_coord, image_data, is_image_hdu, iter_hdus, object_name, open_fits, pick_hdu)
+from astrovlm.errors import AstroVLMError, BadArgumentError, UnreadableError
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PIL_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
@@ -91,6 +91,7 @@ class Cutout:
         return Image.fromarray(self.to_rgb(stretch, percentile), mode="RGB")
 
 
+@guarded("the image")
 def read_image(path: str | Path, hdu: int | str | None = None, *, hdul=None) -> Cutout:
     """Read a FITS image (the first HDU with 2-D data or a multi-band cube, or ``hdu``) or a
     PNG/JPEG file into a ``Cutout``. The file's content decides, not its name.
@@ -172,8 +173,7 @@ def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
                 f"image has at most {MAX_IMAGE_BANDS} bands: pick a plane or collapse it first",
                 path=path)
         header = chosen.header.copy()
-        data = hdu_data(chosen, path)
-    data = np.asarray(data, dtype=np.float32).reshape(shape)
+        data = image_data(chosen, path, shape)
     data[~np.isfinite(data)] = np.nan  # inf from bad scaling is as blank as NaN
     if not np.isfinite(data).any():
         raise UnreadableError("image has no finite pixels (all blank)", path=path)
@@ -253,10 +253,18 @@ def _band_names(header, shape) -> list[str]:
 def _read_pil(path: Path) -> Cutout:
     from PIL import Image, UnidentifiedImageError
 
+    # Pillow's own bomb guard at astrovlm's budget (it raises at twice this), behind the
+    # size check below that refuses anything larger before a pixel is decoded
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             w, h = img.size  # from the file's header; no pixels decoded yet
             check_image_size((h, w), path)
+            if w == 0 or h == 0:
+                raise UnreadableError(f"image of {w} x {h} pixels is empty", path=path)
             img.load()
             fmt, mode = img.format, img.mode
             if mode in ("I;16", "I;16B", "I", "F"):
@@ -276,8 +284,11 @@ def _read_pil(path: Path) -> Cutout:
         raise UnreadableError("unknown file type (not FITS, PNG or JPEG)", path=path) from None
     except Image.DecompressionBombError as exc:
         raise UnreadableError(f"image is too large ({exc})", path=path) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UnreadableError(f"corrupt or truncated image file ({str(exc)[:200]})", path=path) from None
+    except (AstroVLMError, MemoryError):
+        raise
+    except Exception as exc:  # OSError, SyntaxError, ValueError, struct.error, ...: Pillow's zoo
+        raise UnreadableError(f"corrupt or truncated image file ({type(exc).__name__}: "
+                              f"{str(exc)[:200]})", path=path) from None
     return Cutout(data=data, header={"format": fmt, "mode": mode}, path=str(path), bands=bands,
                   origin="upper", display_ready=ready)
 

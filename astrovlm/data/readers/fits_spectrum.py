@@ -23,8 +23,8 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
-    card, check_nonempty, hdu_data, hdu_shape, header_number, header_radec, is_image_hdu,
-    is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu)
+    card, check_nonempty, guarded, hdu_data, hdu_shape, header_number, header_radec, image_data,
+    is_image_hdu, is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu, table_columns)
 from astrovlm.data.readers.spectrum_table import (
     META_KEYS, assume_angstrom, finish_spectrum, ivar_from_error, spectral_columns,
     spectrum_from_table)
@@ -56,6 +56,7 @@ def looks_like_spectrum_image(header, shape) -> bool:
                 or card(header, "CRVAL1") is not None)
 
 
+@guarded("the spectrum")
 def read_spectrum(path: str | Path, hdu: int | str | None = None, index: int = 0, *,
                   hdul=None, table=None) -> Spectrum:
     """Read a spectrum from FITS (any layout above), ECSV/CSV/Parquet/VOTable tables, or
@@ -104,10 +105,10 @@ def _read_fits_spectrum(path: Path, hdu, index: int, opened=None) -> Spectrum:
             if not len(table):
                 raise UnreadableError(f"spectrum table '{chosen.name}' has no rows", path=path)
             raw_units = {}
-            for i, col in enumerate(chosen.columns, 1):
+            for i, col in enumerate(table_columns(chosen, path), 1):
                 unit = card(chosen.header, f"TUNIT{i}")
                 if unit:
-                    raw_units[col.name] = str(unit)
+                    raw_units[col] = str(unit)
             return spectrum_from_table(table, path, index=index, meta=meta, raw_units=raw_units)
         if not is_image_hdu(chosen):
             raise BadArgumentError(f"HDU {hdu!r} holds neither a table nor an array", path=path)
@@ -116,10 +117,9 @@ def _read_fits_spectrum(path: Path, hdu, index: int, opened=None) -> Spectrum:
         if chosen is not hdus[0][1]:
             meta.update(_meta_from_header(header))
         if len(shape) == 1:
-            data = np.asarray(hdu_data(chosen, path), dtype=np.float64).reshape(-1)
-            flux, ivar = data, None
+            flux, ivar = image_data(chosen, path, shape, np.float64), None
         elif len(shape) == 2 and shape[0] <= 8:
-            rows = np.asarray(hdu_data(chosen, path), dtype=np.float64).reshape(shape)
+            rows = image_data(chosen, path, shape, np.float64)
             flux, ivar = _rows_to_flux_ivar(rows, header, index, path)
         else:
             raise UnreadableError(f"HDU '{chosen.name}' holds a {shape} array: not a spectrum "
@@ -135,8 +135,7 @@ def _find_spectrum_hdu(hdus, path):
     an SDSS-style few-rows array."""
     for _, hdu in hdus:
         if is_table_hdu(hdu):
-            names = [str(c.name) for c in hdu.columns]
-            if spectral_columns(names):
+            if spectral_columns(table_columns(hdu, path)):
                 return hdu
         elif is_image_hdu(hdu):
             shape = hdu_shape(hdu)
@@ -163,8 +162,11 @@ def _table(hdu, path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return Table.read(hdu, format="fits", character_as_bytes=False)
-    except (ValueError, TypeError) as exc:
-        raise UnreadableError(f"table '{hdu.name}' cannot be read ({str(exc)[:160]})", path=path) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # ValueError, TypeError, VerifyError: a column astropy cannot build
+        raise UnreadableError(f"table '{hdu.name}' cannot be read ({type(exc).__name__}: "
+                              f"{str(exc)[:160]})", path=path) from None
 
 
 def _rows_to_flux_ivar(rows: np.ndarray, header, index: int, path):
@@ -340,7 +342,9 @@ def _meta_from_table_header(header) -> dict:
     meta = {}
     for c in header.cards:
         try:
-            key, value = c.keyword, c.value
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # HIERARCH and other non-standard cards
+                key, value = c.keyword, c.value
         except Exception:  # unparsable card
             continue
         if _TABLE_STRUCTURAL.match(key) or not isinstance(value, (str, int, float, bool)):
@@ -386,17 +390,33 @@ def _read_desi(hdus, cameras, path, index: int) -> Spectrum:
     overlap so the stitched wavelength stays monotonic."""
     by_name = {str(h.name).upper(): h for _, h in hdus}
     pieces = []
+    def array(name, dtype=np.float64):
+        hdu = by_name[name]
+        if not is_image_hdu(hdu):
+            raise UnreadableError(f"DESI HDU '{name}' is not an array", path=path)
+        return image_data(hdu, path, hdu_shape(hdu), dtype)
+
     for cam in cameras:
-        wave = np.asarray(hdu_data(by_name[f"{cam}_WAVELENGTH"], path), dtype=np.float64).ravel()
+        wave = array(f"{cam}_WAVELENGTH").ravel()
         unit = parse_spectral_unit(card(by_name[f"{cam}_WAVELENGTH"].header, "BUNIT")) or u.AA
-        flux = np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_FLUX"], path), dtype=np.float64))
+        flux = np.atleast_2d(array(f"{cam}_FLUX"))
+        if flux.ndim != 2 or flux.shape[1] != wave.size:
+            raise UnreadableError(f"DESI HDU '{cam}_FLUX' has shape {flux.shape} but "
+                                  f"{cam}_WAVELENGTH has {wave.size} values", path=path)
         if not 0 <= index < flux.shape[0]:
             raise BadArgumentError(f"has {flux.shape[0]} spectra; index {index} is out of range", path=path)
-        ivar = (np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_IVAR"], path), dtype=np.float64))[index]
-                if f"{cam}_IVAR" in by_name else None)
-        if ivar is not None and f"{cam}_MASK" in by_name:
-            mask = np.atleast_2d(np.asarray(hdu_data(by_name[f"{cam}_MASK"], path)))[index]
-            ivar = np.where(mask == 0, ivar, 0.0)
+        ivar = None
+        for extra in ("IVAR", "MASK"):
+            if f"{cam}_{extra}" not in by_name:
+                continue
+            values = np.atleast_2d(array(f"{cam}_{extra}"))
+            if values.shape != flux.shape:
+                raise UnreadableError(f"DESI HDU '{cam}_{extra}' has shape {values.shape}, "
+                                      f"{cam}_FLUX {flux.shape}", path=path)
+            if extra == "IVAR":
+                ivar = values[index]
+            elif ivar is not None:
+                ivar = np.where(values[index] == 0, ivar, 0.0)
         pieces.append([(wave * unit).to_value(u.AA), flux[index], ivar])
     pieces.sort(key=lambda p: p[0][0])
     for a, b in zip(pieces, pieces[1:]):

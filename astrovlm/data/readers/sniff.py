@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Iterator
 
 from astrovlm.data.readers._common import (
-    MIN_VALID_PIXELS, check_nonempty, hdu_shape, is_image_hdu, is_table_hdu, iter_hdus, open_fits)
+    MIN_VALID_PIXELS, check_nonempty, guarded, hdu_shape, is_image_hdu, is_table_hdu, iter_hdus,
+    open_fits, table_columns)
 from astrovlm.data.readers.catalog import RADEC_PAIRS, TABLE_SUFFIXES, find_radec_columns, read_table
 from astrovlm.data.readers.fits_image import PIL_MAGIC, image_hdu_kind
 from astrovlm.data.readers.plain import TEXT_SUFFIXES
@@ -36,6 +37,7 @@ class Sniffed:
     table: object = None     # the Table a table file was classified from
 
 
+@guarded("the file")
 def sniff(path: str | Path) -> str:
     """``"image"``, ``"spectrum"``, ``"catalog"`` or ``"text"``; an ``AstroVLMError`` if the
     file is none of them (or empty, or unreadable)."""
@@ -61,9 +63,16 @@ def sniffed(path: str | Path) -> Iterator[Sniffed]:
                                   "file)", path=path)
     if head.startswith((b"SIMPLE", b"\x1f\x8b")):
         with open_fits(path) as hdul:
-            yield Sniffed(_sniff_fits(hdul, path), path, hdul=hdul)
+            kind = _guard(path, _sniff_fits, hdul, path)
+            yield Sniffed(kind, path, hdul=hdul)  # the caller's block: its errors are its own
         return
-    yield _sniff_other(path, head)
+    yield _guard(path, _sniff_other, path, head)
+
+
+@guarded("the file")
+def _guard(path, func, *args):
+    """``func(*args)`` with ``guarded``'s last line, naming ``path``."""
+    return func(*args)
 
 
 def _sniff_other(path: Path, head: bytes) -> Sniffed:
@@ -107,7 +116,7 @@ def _sniff_fits(hdul, path: Path) -> str:
             if shape:
                 found.append(f"a {shape} array")
         elif is_table_hdu(hdu):
-            names = [str(c.name) for c in hdu.columns]
+            names = table_columns(hdu, path)
             if spectral_columns(names):
                 return "spectrum"
             lower = {n.lower() for n in names}

@@ -16,7 +16,7 @@ import numpy as np
 from astrovlm.data.readers._common import (
     MIN_VALID_PIXELS, check_nonempty, clearly_angstrom, parse_spectral_unit)
 from astrovlm.data.spectrum import Spectrum
-from astrovlm.errors import AstroVLMError
+from astrovlm.errors import BadArgumentError, UnreadableError
 
 # Column names, compared lower-case. Order matters: the first present wins.
 WAVE_NAMES = ("wavelength", "wave", "lambda", "lam", "wavelength_vac", "wavelength_air",
@@ -72,15 +72,15 @@ def _column_values(table, name, index: int, path) -> np.ndarray:
     """A column as a 1-D float array; vector cells (one spectrum per row) give row ``index``."""
     col = table[name]
     if col.dtype.kind not in "fiub":
-        raise AstroVLMError(f"column is not numeric ({col.dtype})", path=path, field=name)
+        raise UnreadableError(f"column is not numeric ({col.dtype})", path=path, field=name)
     data = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)  # masked -> NaN
     if data.ndim == 2:
         if not 0 <= index < data.shape[0]:
-            raise AstroVLMError(f"has {data.shape[0]} spectra; index {index} is out of range",
+            raise BadArgumentError(f"has {data.shape[0]} spectra; index {index} is out of range",
                                 path=path, field=name)
         data = data[index]
     elif data.ndim > 2:
-        raise AstroVLMError(f"column has shape {data.shape}; expected one value per pixel",
+        raise UnreadableError(f"column has shape {data.shape}; expected one value per pixel",
                             path=path, field=name)
     return np.asarray(data, dtype=np.float64)
 
@@ -92,21 +92,22 @@ def spectrum_from_table(table, path, index: int = 0, meta: dict | None = None,
     spelled as the file spells it."""
     cols = spectral_columns(table.colnames)
     if not cols:
-        raise AstroVLMError(
+        raise UnreadableError(
             "has no spectrum columns (need wavelength or loglam, and flux; found "
             f"{', '.join(table.colnames[:12])})", path=path)
     meta = dict(meta or {})
     if cols["loglam"] is not None:
         # SDSS convention: log10 of the (vacuum) wavelength in Angstrom, by definition
         loglam = _column_values(table, cols["loglam"], index, path)
-        wave_values, unit = 10.0 ** loglam, u.AA
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd loglam: inf, refused below
+            wave_values, unit = 10.0 ** loglam, u.AA
     else:
         name = cols["wave"]
         wave_values = _column_values(table, name, index, path)
         written = getattr(table[name], "unit", None)
         unit = cols.get("wave_unit") or parse_spectral_unit(written)
         if unit is None and written is not None and str(written).strip() not in ("", "1"):
-            raise AstroVLMError(f"wavelength unit '{written}' is not a wavelength, frequency or "
+            raise UnreadableError(f"wavelength unit '{written}' is not a wavelength, frequency or "
                                 "energy unit", path=path, field=name)
         unit = unit or unit_hint
         if unit is None:
@@ -143,7 +144,7 @@ def assume_angstrom(values: np.ndarray, path, field: str, meta: dict) -> u.UnitB
         return u.AA
     finite = np.asarray(values)[np.isfinite(values)]
     span = f"{finite.min():.4g}-{finite.max():.4g}" if finite.size else "no finite values"
-    raise AstroVLMError(
+    raise UnreadableError(
         f"wavelength has no unit (none in the file, and the values {span} are not clearly "
         "Angstrom); add a unit (e.g. TUNIT/CUNIT1 = 'Angstrom' or a header 'wavelength [nm]')",
         path=path, field=field)
@@ -154,36 +155,36 @@ def finish_spectrum(wave_values, unit, flux, ivar, flux_unit: str, meta: dict, p
     wave_values = np.asarray(wave_values, dtype=np.float64)
     flux = np.asarray(flux, dtype=np.float64)
     if wave_values.ndim != 1 or flux.ndim != 1:
-        raise AstroVLMError(f"wavelength and flux must be 1-D (got {wave_values.shape} and "
+        raise UnreadableError(f"wavelength and flux must be 1-D (got {wave_values.shape} and "
                             f"{flux.shape})", path=path)
     if len(wave_values) != len(flux):
-        raise AstroVLMError(f"wavelength has {len(wave_values)} values but flux has {len(flux)}",
+        raise UnreadableError(f"wavelength has {len(wave_values)} values but flux has {len(flux)}",
                             path=path)
     if ivar is not None:
         ivar = np.asarray(ivar, dtype=np.float64)
         if ivar.shape != flux.shape:
-            raise AstroVLMError(f"ivar has {len(ivar)} values but flux has {len(flux)}", path=path)
+            raise UnreadableError(f"ivar has {len(ivar)} values but flux has {len(flux)}", path=path)
     if len(flux) < MIN_VALID_PIXELS:
-        raise AstroVLMError(f"spectrum has only {len(flux)} pixels (need at least "
+        raise UnreadableError(f"spectrum has only {len(flux)} pixels (need at least "
                             f"{MIN_VALID_PIXELS})", path=path)
     bad_wave = ~np.isfinite(wave_values)
     if bad_wave.any():
-        raise AstroVLMError(f"wavelength has {int(bad_wave.sum())} NaN or infinite values",
+        raise UnreadableError(f"wavelength has {int(bad_wave.sum())} NaN or infinite values",
                             path=path, field="wavelength")
     try:
         wave = (wave_values * unit).to(u.AA, equivalencies=u.spectral())
     except u.UnitConversionError:
-        raise AstroVLMError(f"wavelength unit '{unit}' is not a wavelength, frequency or energy",
+        raise UnreadableError(f"wavelength unit '{unit}' is not a wavelength, frequency or energy",
                             path=path, field="wavelength") from None
     if np.any(wave.value <= 0):
-        raise AstroVLMError("wavelength has zero or negative values", path=path, field="wavelength")
+        raise UnreadableError("wavelength has zero or negative values", path=path, field="wavelength")
     step = np.diff(wave.value)
     if np.all(step < 0):  # decreasing (or a frequency axis): flip everything together
         wave, flux = wave[::-1], flux[::-1]
         ivar = ivar[::-1] if ivar is not None else None
     elif not np.all(step > 0):
         where = int(np.argmax(step <= 0)) if np.any(step <= 0) else 0
-        raise AstroVLMError(
+        raise UnreadableError(
             f"wavelength is not monotonic (it turns back or repeats at pixel {where + 1}: "
             f"{wave.value[where]:.6g} then {wave.value[where + 1]:.6g} Angstrom)",
             path=path, field="wavelength")
@@ -195,9 +196,9 @@ def finish_spectrum(wave_values, unit, flux, ivar, flux_unit: str, meta: dict, p
     n_good = int(spectrum.mask.sum())
     if n_good == 0:
         what = "NaN or infinite everywhere" if bad_flux.all() else "masked everywhere (ivar 0)"
-        raise AstroVLMError(f"flux is {what}: no usable pixels", path=path, field="flux")
+        raise UnreadableError(f"flux is {what}: no usable pixels", path=path, field="flux")
     if n_good < MIN_VALID_PIXELS:
-        raise AstroVLMError(f"only {n_good} of {len(flux)} flux pixels are usable (finite, "
+        raise UnreadableError(f"only {n_good} of {len(flux)} flux pixels are usable (finite, "
                             f"ivar > 0); need at least {MIN_VALID_PIXELS}", path=path, field="flux")
     return spectrum
 
@@ -240,14 +241,19 @@ def read_text_spectrum(path, index: int = 0) -> Spectrum:
     that can only be Angstrom, is assumed and noted in ``meta``.
     """
     path = check_nonempty(path)
+    from astrovlm.data.readers.limits import MAX_TEXT_TABLE_BYTES
+
+    if path.stat().st_size > MAX_TEXT_TABLE_BYTES:
+        raise UnreadableError(f"text spectrum of {path.stat().st_size / 2**20:.0f} MiB is too large "
+                            f"(limit {MAX_TEXT_TABLE_BYTES // 2**20} MiB)", path=path)
     try:
         text = Path(path).read_text(encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
-        raise AstroVLMError("is not a text file (not UTF-8)", path=path) from None
+        raise UnreadableError("is not a text file (not UTF-8)", path=path) from None
     lines = [ln.rstrip("\r") for ln in text.splitlines()]
     data_lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith(("#", "%", "!", ";"))]
     if not data_lines:
-        raise AstroVLMError("has no data lines", path=path)
+        raise UnreadableError("has no data lines", path=path)
     sep = "," if "," in data_lines[-1] else ("\t" if "\t" in data_lines[-1] else None)
     header_tokens, rows, comments = None, [], []
     for ln in lines:
@@ -263,16 +269,16 @@ def read_text_spectrum(path, index: int = 0) -> Spectrum:
         row = _numeric_row(s, sep)
         if row is None:
             if rows:
-                raise AstroVLMError(f"line '{s[:60]}' is not numeric (after data began)", path=path)
+                raise UnreadableError(f"line '{s[:60]}' is not numeric (after data began)", path=path)
             header_tokens = _parse_header(s, sep)
             continue
         rows.append(row)
     widths = {len(r) for r in rows}
     if len(widths) != 1:
-        raise AstroVLMError(f"rows have different numbers of columns ({sorted(widths)})", path=path)
+        raise UnreadableError(f"rows have different numbers of columns ({sorted(widths)})", path=path)
     ncol = widths.pop()
     if ncol < 2:
-        raise AstroVLMError("needs at least two columns (wavelength, flux)", path=path)
+        raise UnreadableError("needs at least two columns (wavelength, flux)", path=path)
     arr = np.asarray(rows, dtype=np.float64)
     from astropy.table import Table
 
@@ -288,12 +294,12 @@ def read_text_spectrum(path, index: int = 0) -> Spectrum:
         table = Table(arr, names=names)
         cols = spectral_columns(names)
         if not cols:
-            raise AstroVLMError(f"header names no wavelength and flux columns ({', '.join(names)})",
+            raise UnreadableError(f"header names no wavelength and flux columns ({', '.join(names)})",
                                 path=path)
         wave_name = cols["wave"] or cols["loglam"]
         wave_unit = parse_spectral_unit(units[names.index(wave_name)])
         if units[names.index(wave_name)] and wave_unit is None and cols["wave"]:
-            raise AstroVLMError(f"wavelength unit '{units[names.index(wave_name)]}' is not a "
+            raise UnreadableError(f"wavelength unit '{units[names.index(wave_name)]}' is not a "
                                 "wavelength unit", path=path, field=wave_name)
         if wave_unit is not None:
             table[wave_name].unit = wave_unit
