@@ -272,7 +272,8 @@ def _header_cards(fh, hdu: int, name: str) -> tuple[dict | None, int]:
             if text[i + 8:i + 10] == "= " and key not in cards:
                 cards[key] = _card_value(text[i + 10:i + 80])
         if len(raw) < 2880:
-            raise UnreadableError(f"is truncated: the header of {where} has no END card", path=name)
+            raise UnreadableError(f"is truncated, not a readable FITS file: the header of {where} "
+                                  "has no END card", path=name)
     raise UnreadableError(f"the header of {where} has no END card in its first {MAX_HEADER_BLOCKS} "
                           "blocks", path=name)
 
