@@ -18,7 +18,9 @@ from ingest_hostile import check, make_hostile_folder, write_gzip_bomb  # noqa: 
 
 @pytest.mark.slow
 def test_hostile_files_among_good_ones(tmp_path):
-    made = make_hostile_folder(tmp_path, n_good=36, bomb_side=12000)
+    # 7000^2 float32 (49 megapixels) passes the readers' 50-megapixel limit, so it is the
+    # worker's memory budget that stops it
+    made = make_hostile_folder(tmp_path, n_good=36, bomb_side=7000)
     report = ingest_folder(made["folder"], tmp_path / "dataset", progress=False, workers=2,
                            file_timeout=15, memory_mb=256)
     assert check(report, made) == {"every_good_file_written": True, "every_bad_file_listed": True,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from astrovlm.data.readers._common import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+from astrovlm.data.readers._common import MAX_IMAGE_PIXELS
 from astrovlm.data.spectrum import GRID_PIXELS, Spectrum, common_log_grid
 from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
 
@@ -47,10 +47,12 @@ def load_rgb(source) -> Image.Image:
             try:
                 img = Image.open(path)
                 w, h = img.size  # from the header: nothing is decoded yet
-                if max(w, h) > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
+                # The pixel count bounds the memory; a long thin strip is fine (square_on_sky
+                # shrinks it before padding).
+                if w * h > MAX_IMAGE_PIXELS:
                     raise UnreadableError(
-                        f"image of {w} x {h} pixels is too large (limit {MAX_IMAGE_SIDE} pixels a side "
-                        f"and {MAX_IMAGE_PIXELS // 1_000_000} megapixels)", path=path)
+                        f"image of {w} x {h} pixels is too large (limit "
+                        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels)", path=path)
                 img.load()
             except UnreadableError:
                 raise
