@@ -14,19 +14,8 @@ from astropy.table import Table
 from astrovlm.data.readers import (
     catalog_coords, read_catalog, read_image, read_spectrum, read_text, sniff)
 from astrovlm.errors import AstroVLMError
+from _checks import fails
 from fits_fixtures import catalog_table, make_image, make_png, make_sdss_table
-
-
-def fails(func, path, *words):
-    """Call ``func(path)``; it must raise AstroVLMError whose message names the file and
-    contains every word (case-insensitive)."""
-    with pytest.raises(AstroVLMError) as info:
-        func(path)
-    message = str(info.value)
-    assert str(path) in message, message
-    for word in words:
-        assert word.lower() in message.lower(), message
-    return message
 
 
 def spectrum_table_file(path, wave, flux, ivar=None, wave_unit="Angstrom"):
