@@ -13,7 +13,7 @@ import pytest
 from astrovlm.data.ingest import ingest_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from ingest_hostile import check, make_hostile_folder, write_gzip_bomb  # noqa: E402
+from ingest_hostile import check, make_hostile_folder  # noqa: E402
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ from transformers import TextIteratorStreamer
 from astrovlm.assistant.lm import DEFAULT_LM, load_language_model
 from astrovlm.assistant.projector import ModalityProjectors
 from astrovlm.config import atomic_directory, atomic_write_json
-from astrovlm.errors import AstroVLMError, BadArgumentError, IncompatibleError, NotFoundError
+from astrovlm.errors import BadArgumentError, IncompatibleError, NotFoundError
 
 PLACEHOLDERS = {"image": "<image>", "spectrum": "<spectrum>"}
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights" / "assistant"

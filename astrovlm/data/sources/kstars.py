@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from astrovlm.data.names import GREEK
 from astrovlm.errors import NotFoundError, UnreadableError
 
 KSTARS = Path("usr/share/kstars")
