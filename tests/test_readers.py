@@ -337,3 +337,43 @@ def test_header_radec_is_header_coord_in_degrees(cards):
     header = fits.Header(list(cards.items()))
     coord = header_coord(header)
     assert header_radec(header) == (None if coord is None else (coord.ra.deg, coord.dec.deg))
+
+
+@pytest.mark.parametrize("frame", ["icrs rotated", "icrs sip", "fk5", "galactic"])
+def test_image_centre_and_fov_agree_with_the_full_wcs(tmp_path, frame):
+    """The centre and field of view that a plain ICRS header gets straight from wcslib are
+    the full astropy WCS's; distortions and other frames take the full WCS (and agree too)."""
+    from astropy.coordinates import SkyCoord
+    from astropy.wcs import WCS
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    from astrovlm.data.readers import fits_image
+
+    w = WCS(naxis=2)
+    w.wcs.crpix = [20.0, 31.0]  # off centre, so that the centre is a real transform
+    w.wcs.cdelt = [-0.5 / 3600, 0.5 / 3600]
+    angle = np.radians(30)
+    w.wcs.pc = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    if frame == "galactic":
+        w.wcs.ctype, w.wcs.crval = ["GLON-TAN", "GLAT-TAN"], [120.0, -5.0]
+    else:
+        w.wcs.ctype, w.wcs.crval = ["RA---TAN", "DEC--TAN"], [202.47, 47.19]
+        w.wcs.radesys = "FK5" if frame == "fk5" else "ICRS"
+        if frame == "fk5":
+            w.wcs.equinox = 2000.0
+    header = w.to_header()
+    if frame == "icrs sip":
+        header["CTYPE1"], header["CTYPE2"] = "RA---TAN-SIP", "DEC--TAN-SIP"
+        header.update({"A_ORDER": 2, "B_ORDER": 2, "A_2_0": 1e-5, "B_0_2": -2e-5})
+    path = tmp_path / "field.fits"
+    fits.PrimaryHDU(np.ones((48, 64), np.float32), header=header).writeto(path)
+
+    cut = read_image(path)
+    full = WCS(fits.getheader(path)).celestial
+    expected = full.pixel_to_world((64 - 1) / 2.0, (48 - 1) / 2.0)
+    assert cut.center.separation(SkyCoord(expected).icrs).to_value(u.arcsec) < 1e-6
+    scales = proj_plane_pixel_scales(full)
+    assert cut.fov().to_value(u.deg) == pytest.approx(max(scales[0] * 64, scales[1] * 48), rel=1e-12)
+    fast = frame == "icrs rotated"
+    assert (cut._wcs is fits_image.FROM_HEADER) == fast  # only the plain header skips the WCS
+    assert cut.wcs.pixel_to_world(0, 0).separation(full.pixel_to_world(0, 0)).to_value(u.arcsec) < 1e-6

@@ -2,10 +2,10 @@
 
 Each file is sniffed and read with the readers; what it holds lands in the dataset:
 
-- images (FITS, PNG, JPEG) -> ``images/USER-IMG-nnnn.png``, the record's path: a display
-  rendering (asinh stretch, north up, longest side at most 1024 px) that every image
-  consumer opens alike; the original file is kept beside it with the same stem
-  (``images/USER-IMG-nnnn.fits``). PNG/JPEG files are copied as they are.
+- images (FITS, PNG, JPEG) -> ``images/USER-IMG-nnnn.fits`` (or ``.png``, ``.jpg``): the
+  file itself, copied, is the record's path. Its display is made by whoever shows it, the
+  way any FITS image is shown (asinh stretch, north up: ``Cutout.to_rgb``; the app caches
+  its thumbnails), and the encoder reads the same pixels.
 - spectra (FITS in any layout the readers know, text, tables) -> ``spectra/USER-SPEC-nnnn.fits``
   written with ``Spectrum.to_fits`` (WAVELENGTH [Angstrom], FLUX, IVAR).
 - catalogs -> ``tables/<name>.parquet``; their rows name the objects found at their positions.
@@ -18,7 +18,7 @@ OBJECT keyword. Users' data has no train/val/test split: every record is "train"
 split of the sample sky is for training astrovlm; ingested data is searched, not learned from).
 
 Each file is opened and parsed once: the sniff that decides its kind hands the reader the
-open FITS file (``readers.sniffed``). Files are read, rendered and written in worker
+open FITS file (``readers.sniffed``). Files are read and written in worker
 processes (one per idle CPU; one for a folder of under 32 files): each writes under a
 provisional ``.part-K`` name that is renamed to its id in file order, so the dataset does
 not depend on the number of workers. Each file has a budget: ``file_timeout`` seconds and
@@ -61,7 +61,6 @@ from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError, Unre
 SPLIT = "train"
 SPLIT_NOTE = ("users' data has no train/val/test split; every ingested record is 'train' "
               "(it is searched and asked about, not used to evaluate astrovlm)")
-RENDER_MAX_SIDE = 1024
 POOL_MIN_FILES = 32   # fewer files than this are read in this process: no pool to start
 PASSAGE_CHARS = 1200
 SOURCE = "user data (astrovlm data ingest)"
@@ -546,28 +545,12 @@ def _settle(item: "_Item", record_id: str, files) -> "_Item":
 
 
 def _ingest_image(found, rel: str, w, image_id: str, written: list) -> _Item:
-    from astrovlm.viz import image_thumbnail, write_png
-
+    # the record is the file itself, copied: a FITS image's display rendering is made when
+    # something first shows it (the app's previews, cached) and the encoder reads the FITS,
+    # stretched as every FITS image is; rendering a PNG of each at ingest doubled its CPU
     cutout = read_image(found.path, hdul=found.hdul)
-    suffix = _full_suffix(found.path)
-    if cutout.display_ready and suffix in (".png", ".jpg", ".jpeg"):
-        written.append(f"images/{image_id}{suffix}")
-        target = w.copy(found.path, written[-1])
-    else:
-        written.append(f"images/{image_id}{suffix}")
-        w.copy(found.path, written[-1])  # the science file, kept
-        target = f"images/{image_id}.png"
-        written.append(target)
-        if max(cutout.shape) > RENDER_MAX_SIDE:
-            pixels = np.asarray(image_thumbnail(cutout, RENDER_MAX_SIDE))
-        else:
-            pixels = cutout.to_rgb()  # what image_thumbnail gives when no shrinking is needed
-        if cutout.n_bands == 1:
-            # one band renders grey: an 8-bit grey PNG holds the same pixels as the RGB one
-            # (every reader converts it back to RGB) at a third of the zlib work
-            pixels = pixels[..., 0]
-        # fast zlib level: the rendering is a view of the FITS beside it, not an archive
-        write_png(pixels, w.path(target), level=1)
+    written.append(f"images/{image_id}{_full_suffix(found.path)}")
+    target = w.copy(found.path, written[-1])
     center = cutout.center
     fov = cutout.fov()
     record = ImageRecord(

@@ -36,6 +36,7 @@ class Cutout:
     origin: str = "lower"               # "lower": row 0 is the bottom (FITS); "upper": PNG/JPEG
     display_ready: bool = False         # pixels are already 0-255 display values (PNG/JPEG)
     name: str | None = None             # the OBJECT keyword, if any
+    _pixel_scales_deg: object = field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -47,16 +48,17 @@ class Cutout:
 
     def fov(self):
         """The width of the field as an angle Quantity (from the WCS), or None."""
-        if self.wcs is None:
-            return None
-        import astropy.units as u
-        from astropy.wcs.utils import proj_plane_pixel_scales
+        scales = self._pixel_scales_deg
+        if scales is None:
+            if self.wcs is None:
+                return None
+            from astropy.wcs.utils import proj_plane_pixel_scales
 
-        try:
-            scale = proj_plane_pixel_scales(self.wcs)  # degrees per pixel on each axis
-        except Exception:  # a WCS astropy accepts but cannot evaluate: no FoV rather than failure
-            return None
-        return float(max(scale[0] * self.shape[1], scale[1] * self.shape[0])) * u.deg
+            try:
+                scales = proj_plane_pixel_scales(self.wcs)  # degrees per pixel on each axis
+            except Exception:  # a WCS astropy accepts but cannot evaluate: no FoV, no failure
+                return None
+        return float(max(scales[0] * self.shape[1], scales[1] * self.shape[0])) * u.deg
 
     def to_rgb(self, stretch: str | None = None, percentile: float = 99.5) -> np.ndarray:
         """An (H, W, 3) uint8 array for display, north up for a standard FITS image.
@@ -138,6 +140,30 @@ def image_hdu_kind(hdu) -> str | None:
     return None
 
 
+# A FITS image's astropy WCS is built from its header when first asked for (``Cutout.wcs``):
+# building one costs ~2.5 ms, more than reading a small image, and ingest and search only
+# need the centre and the field of view, which ``_sky_position`` takes from wcslib directly.
+class _FromHeader:
+    def __reduce__(self):  # unpickles as this module's FROM_HEADER (a Cutout crosses processes)
+        return "FROM_HEADER"
+
+
+FROM_HEADER = _FromHeader()
+
+
+def _get_wcs(self):
+    if self._wcs is FROM_HEADER:
+        self._wcs = _celestial_wcs(self.header)
+    return self._wcs
+
+
+def _set_wcs(self, value):
+    self._wcs = value
+
+
+Cutout.wcs = property(_get_wcs, _set_wcs, doc="astropy.wcs.WCS (celestial, 2-D) or None")
+
+
 def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
     with open_fits(path, opened) as hdul:
         if hdu is not None:
@@ -177,15 +203,64 @@ def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
     data[~np.isfinite(data)] = np.nan  # inf from bad scaling is as blank as NaN
     if not np.isfinite(data).any():
         raise UnreadableError("image has no finite pixels (all blank)", path=path)
-    wcs = _celestial_wcs(header)
-    center = None
-    if wcs is not None:
-        center = _wcs_center(wcs, shape[-2:])
+    center, scales, wcs = _sky_position(header, shape[-2:])
     if center is None:
         center = header_coord(header)
     return Cutout(data=data, wcs=wcs, header=header, path=str(path), center=center,
                   bands=_band_names(header, shape), origin="lower", display_ready=False,
-                  name=object_name(header))
+                  name=object_name(header), _pixel_scales_deg=scales)
+
+
+# keywords of distortions that wcslib's own projection does not apply (SIP, lookup tables,
+# the distortion paper) or that astropy reinterprets (SCAMP's TAN + PV): such images take
+# the full astropy WCS
+_DISTORTION_KEYS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "CPDIS1", "CPDIS2",
+                    "D2IMDIS1", "D2IMDIS2", "DP1", "DQ1", "PV1_1", "PV2_1")
+
+
+def _sky_position(header, shape2d):
+    """(centre SkyCoord or None, pixel scales in deg or None, ``Cutout.wcs`` value).
+
+    A plain 2-D celestial header in ICRS (no distortion keywords) goes straight to wcslib
+    (``Wcsprm``, fixed and set as ``WCS`` does): the same pixel-to-sky transform at a
+    fifteenth of the cost, the full WCS then built only if someone asks. Anything else
+    (other frames, distortions, more axes) takes the full astropy WCS now."""
+    if not card(header, "CTYPE1") and not card(header, "CTYPE2"):
+        return None, None, None
+    fast = _wcslib_centre(header, shape2d)
+    if fast is not None:
+        return fast[0], fast[1], FROM_HEADER
+    wcs = _celestial_wcs(header)
+    if wcs is None:
+        return None, None, None
+    return _wcs_center(wcs, shape2d), None, wcs
+
+
+def _wcslib_centre(header, shape2d):
+    from astropy.coordinates import ICRS, SkyCoord
+    from astropy.wcs import Wcsprm
+
+    if int(card(header, "NAXIS", 0) or 0) != 2 or int(card(header, "WCSAXES", 2) or 2) != 2 \
+            or any(key in header for key in _DISTORTION_KEYS):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prm = Wcsprm(header.tostring().encode("ascii"), relax=True)
+            prm.fix()
+            prm.set()
+        if (prm.naxis, prm.lng, prm.lat) != (2, 0, 1) or prm.radesys.strip() != "ICRS" \
+                or not str(prm.ctype[0]).upper().startswith("RA") \
+                or any(str(unit) != "deg" for unit in prm.cunit):
+            return None
+        h, w = shape2d
+        lon, lat = prm.p2s([[(w - 1) / 2.0, (h - 1) / 2.0]], 0)["world"][0]
+        scales = np.sqrt(((np.diag(prm.get_cdelt()) @ prm.get_pc()) ** 2).sum(axis=0))
+    except Exception:  # anything wcslib refuses: the full WCS decides
+        return None
+    if not (np.isfinite(lon) and np.isfinite(lat)) or not np.all(np.isfinite(scales)):
+        return None
+    return SkyCoord(ICRS(ra=float(lon) * u.deg, dec=float(lat) * u.deg)), scales
 
 
 def _celestial_wcs(header):
