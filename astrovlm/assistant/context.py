@@ -14,6 +14,7 @@ contradicts a question's object's card is marked and its contradicting statement
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,7 @@ from astrovlm.assistant.consistency import CONTRADICTS, contradictions, without
 from astrovlm.assistant.mentions import find_names
 from astrovlm.assistant.prompts import Source, defuse_controls, neutralise
 from astrovlm.errors import BadArgumentError, NotFoundError
+from astrovlm.index.lexical import reciprocal_rank_fusion
 
 MAX_QUESTION_CHARS = 500
 USER_SOURCE = "user file:"   # the source of a passage a user ingested (astrovlm data ingest)
@@ -60,6 +62,25 @@ class Retrieval:
     attachment: dict | None = None
 
 
+HYBRID_POOL = 20       # dense hits (and 3x as many BM25 hits) fused for a general question
+HYBRID_RERANK = 8      # of the fused list, the first this many are reranked
+RERANK_CHARS = 400     # of each passage: its opening says what it is about, and costs less
+SKY_CULTURE = "Stellarium sky culture"
+# a question about sky lore may be answered from the sky-culture texts; one about physics not
+LORE_WORDS = re.compile(r"\b(myth\w*|legend\w*|lore|folklore|cultures?|traditions?|tales?|stor(y|ies)|"
+                        r"ancient|named after|name[sd]? (of|for)|asterisms?|figures?|gods?|"
+                        r"goddess\w*|people|tribes?|calendar\w*|navigat\w*)\b", re.I)
+
+
+def is_sky_culture(passage) -> bool:
+    return str(passage.source or "").startswith(SKY_CULTURE)
+
+
+def _literature(passage, score: float) -> Source:
+    return Source(passage.passage_id, passage.title or passage.source, "literature", passage.text,
+                  passage.object_id, passage.credit, score, {"source": passage.source})
+
+
 class ContextBuilder:
     """Gathers the numbered sources for a question from a dataset, a retriever and a resolver.
 
@@ -91,6 +112,7 @@ class ContextBuilder:
         self._passages = {p.passage_id: p for p in passages}
         self._cards = {p.object_id: p for p in passages if p.kind == "catalog_card" and p.object_id}
         self._card_texts: dict[str, str] = {}   # object id -> the card text the model reads
+        self._lexical_index = None               # BM25 over the literature, built when first asked
 
     # ------------------------------------------------------------------ the question
     def check_question(self, question) -> tuple[str, bool, list[str]]:
@@ -276,6 +298,8 @@ class ContextBuilder:
         if self.retriever is None or k <= 0:
             return []
         vec = self.retriever.encode_query(text=question)[0]
+        if min_score is None:  # a general question: words and vectors together, reranked
+            return self._hybrid_literature(question, vec, have, k)
         hits = self.retriever.nearest(vec, k=k + len(have), modality="text", kinds={"literature"},
                                       splits=self.allowed_splits, min_score=min_score).hits
         out = []
@@ -283,11 +307,53 @@ class ContextBuilder:
             passage = self._passage_of(hit)
             if passage is None or passage.passage_id in have:
                 continue
-            out.append(Source(passage.passage_id, passage.title or passage.source, "literature", passage.text,
-                              passage.object_id, passage.credit, hit.score, {"source": passage.source}))
+            out.append(_literature(passage, hit.score))
             if len(out) >= k:
                 break
         return out
+
+    def _hybrid_literature(self, question: str, vec, have: set, k: int) -> list[Source]:
+        """The passages for a question about no particular object ("What is a blackbody?"):
+        the dense neighbours and the BM25 hits, fused by rank, sky-culture texts only for
+        questions about sky lore, then reranked by plain MiniLM sentence similarity (the
+        encoder's frozen text backbone: the aligned head is tuned to match text to images
+        and spectra, not text to text)."""
+        dense = self.retriever.nearest(vec, k=HYBRID_POOL, modality="text", kinds={"literature"},
+                                       splits=self.allowed_splits).hits
+        dense_ids = [p.passage_id for p in map(self._passage_of, dense) if p is not None]
+        lexical_ids = [pid for pid, _ in self._lexical().search(question, k=3 * HYBRID_POOL)
+                       if self._allowed(self._passages[pid])]
+        lore = bool(LORE_WORDS.search(question))
+        pool = [self._passages[pid] for pid in reciprocal_rank_fusion(dense_ids, lexical_ids)
+                if pid not in have and (lore or not is_sky_culture(self._passages[pid]))]
+        pool = pool[:HYBRID_RERANK]
+        if not pool:
+            return []
+        scores = self._rerank(question, pool)
+        ranked = sorted(zip(pool, scores), key=lambda ps: -ps[1])
+        return [_literature(p, score) for p, score in ranked[:k]]
+
+    def _lexical(self):
+        if self._lexical_index is None:
+            from astrovlm.index.lexical import LexicalIndex
+
+            self._lexical_index = LexicalIndex(
+                (p.passage_id, p.title, p.text) for p in self._passages.values()
+                if p.kind == "literature" and p.text)
+        return self._lexical_index
+
+    def _allowed(self, passage) -> bool:
+        return self.allowed_splits is None or passage.split in self.allowed_splits
+
+    def _rerank(self, question: str, passages) -> list[float]:
+        import torch
+        import torch.nn.functional as F
+
+        texts = [question] + [(f"{p.title}. {p.text}" if p.title else p.text)[:RERANK_CHARS]
+                              for p in passages]
+        with torch.inference_mode():
+            feats = F.normalize(self.retriever.encoder.text_features(texts), dim=-1)
+        return (feats[1:] @ feats[0]).tolist()
 
     def _passage_of(self, hit):
         meta = hit.metadata or {}
