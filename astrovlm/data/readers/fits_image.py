@@ -199,11 +199,12 @@ def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
                 f"image has at most {MAX_IMAGE_BANDS} bands: pick a plane or collapse it first",
                 path=path)
         header = chosen.header.copy()
+        raw_header = _raw_header(hdul, chosen)
         data = image_data(chosen, path, shape)
     data[~np.isfinite(data)] = np.nan  # inf from bad scaling is as blank as NaN
     if not np.isfinite(data).any():
         raise UnreadableError("image has no finite pixels (all blank)", path=path)
-    center, scales, wcs = _sky_position(header, shape[-2:])
+    center, scales, wcs = _sky_position(header, shape[-2:], raw_header)
     if center is None:
         center = header_coord(header)
     return Cutout(data=data, wcs=wcs, header=header, path=str(path), center=center,
@@ -218,7 +219,22 @@ _DISTORTION_KEYS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "CPDIS1", "CPD
                     "D2IMDIS1", "D2IMDIS2", "DP1", "DQ1", "PV1_1", "PV2_1")
 
 
-def _sky_position(header, shape2d):
+def _raw_header(hdul, hdu) -> bytes | None:
+    """The HDU's header as the file holds it (what wcslib parses), or None where it did not
+    come from a plain file (gzip, memory): astropy's own ``tostring`` first verifies every
+    card, which costs more than the rest of reading a small image."""
+    try:
+        info = hdul.fileinfo(hdul.index(hdu))
+        if not info or not info.get("filename") or getattr(info["file"], "compression", None):
+            return None
+        with open(info["filename"], "rb") as fh:
+            fh.seek(info["hdrLoc"])
+            return fh.read(info["datLoc"] - info["hdrLoc"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _sky_position(header, shape2d, raw_header: bytes | None = None):
     """(centre SkyCoord or None, pixel scales in deg or None, ``Cutout.wcs`` value).
 
     A plain 2-D celestial header in ICRS (no distortion keywords) goes straight to wcslib
@@ -227,7 +243,7 @@ def _sky_position(header, shape2d):
     (other frames, distortions, more axes) takes the full astropy WCS now."""
     if not card(header, "CTYPE1") and not card(header, "CTYPE2"):
         return None, None, None
-    fast = _wcslib_centre(header, shape2d)
+    fast = _wcslib_centre(header, shape2d, raw_header)
     if fast is not None:
         return fast[0], fast[1], FROM_HEADER
     wcs = _celestial_wcs(header)
@@ -236,7 +252,7 @@ def _sky_position(header, shape2d):
     return _wcs_center(wcs, shape2d), None, wcs
 
 
-def _wcslib_centre(header, shape2d):
+def _wcslib_centre(header, shape2d, raw_header: bytes | None):
     from astropy.coordinates import ICRS, SkyCoord
     from astropy.wcs import Wcsprm
 
@@ -246,7 +262,7 @@ def _wcslib_centre(header, shape2d):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prm = Wcsprm(header.tostring().encode("ascii"), relax=True)
+            prm = Wcsprm(raw_header or header.tostring().encode("ascii"), relax=True)
             prm.fix()
             prm.set()
         if (prm.naxis, prm.lng, prm.lat) != (2, 0, 1) or prm.radesys.strip() != "ICRS" \
