@@ -28,6 +28,10 @@ PACKAGES = {
     "stellarium-data": "usr/share/stellarium/nebulae/default/textures.json",
     "iraf-rvsao": "usr/lib/iraf/extern/rvsao/templates",
     "kstars-data": "usr/share/kstars/stars.dat",
+    # Text sources of ``definitions`` (not part of the sample sky yet).
+    "dict-gcide": "usr/share/dictd/gcide.dict.dz",
+    "wordnet-base": "usr/share/wordnet/data.noun",
+    "gnuastro": "usr/share/info",
 }
 
 ENV_ROOT = "ASTROVLM_DEBIAN_ROOT"
