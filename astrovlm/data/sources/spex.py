@@ -16,11 +16,13 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from astropy.utils.exceptions import AstropyWarning
 
 from astrovlm.data.sources import pypi
 from astrovlm.data.spectrum import Spectrum
@@ -201,17 +203,20 @@ def read_spectrum(rec: SpexSpectrum) -> Spectrum:
     if rec.file.endswith(".txt.gz"):
         return _read_text(rec)
     try:
-        with fits.open(rec.path, memmap=False) as hdul:
-            data = np.asarray(hdul[0].data, dtype=np.float64)
-            header = hdul[0].header
-            xunit = str(header.get("XUNITS", "um")).strip() or "um"
-            yunit = str(header.get("YUNITS", "")).strip()
+        # Spextool writes '####...' history lines as keywords; astropy warns, we ignore them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            with fits.open(rec.path, memmap=False) as hdul:
+                data = np.asarray(hdul[0].data, dtype=np.float64)
+                header = hdul[0].header
+                xunit = str(header.get("XUNITS", "um")).strip() or "um"
+                yunit = str(header.get("YUNITS", "")).strip()
     except (OSError, ValueError, TypeError) as exc:
         raise UnreadableError(f"not a readable SpeX FITS spectrum ({exc})", path=rec.path) from None
     if data.ndim != 2 or data.shape[0] < 2:
         raise UnreadableError(f"expected a (3, N) array of wavelength, flux, uncertainty, found "
                               f"shape {data.shape}", path=rec.path)
-    err = data[2] if data.shape[0] > 2 else np.full_like(data[1], np.nan)
+    err = data[2] if data.shape[0] > 2 else None  # a few files carry no uncertainty row
     unit = u.Unit("um") if xunit.lower() in ("um", "micron", "microns") else u.Unit(xunit)
     return _spectrum(rec, data[0], data[1], err, unit,
                      "W m-2 um-1" if yunit.lower().startswith("wm-2um-1") else yunit, xunit)
@@ -226,11 +231,16 @@ def _read_text(rec: SpexSpectrum) -> Spectrum:
 
 
 def _spectrum(rec, wave, flux, err, unit, flux_unit, xunit) -> Spectrum:
-    good = np.isfinite(wave) & np.isfinite(flux) & np.isfinite(err) & (err > 0) & (flux != 0)
-    ivar = np.where(good, 1.0 / np.where(good, err, 1.0) ** 2, 0.0)
     # A few files have NaN wavelengths at the ends; Spectrum needs finite, so drop those only.
     keep = np.isfinite(wave)
-    return Spectrum(wavelength=wave[keep] * unit, flux=flux[keep], ivar=ivar[keep], flux_unit=flux_unit,
+    if err is None:
+        # Noise unknown: ivar stays None (not a made-up 1), and zero-flux padding becomes NaN
+        # so that Spectrum.mask drops it with the NaNs.
+        flux, ivar = np.where(flux == 0, np.nan, flux), None
+    else:
+        good = np.isfinite(wave) & np.isfinite(flux) & np.isfinite(err) & (err > 0) & (flux != 0)
+        ivar = np.where(good, 1.0 / np.where(good, err, 1.0) ** 2, 0.0)[keep]
+    return Spectrum(wavelength=wave[keep] * unit, flux=flux[keep], ivar=ivar, flux_unit=flux_unit,
                     meta={"OBJECT": rec.name, "SPTYPE": rec.spectral_type, "CLASS": rec.coarse_class,
                           "XUNITS": xunit, "BIBCODE": rec.bibcode, "SOURCE": "SpeX Prism Library",
                           "Z": rec.redshift, "SIMULAT": False})
