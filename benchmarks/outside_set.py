@@ -34,6 +34,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from astrovlm.data.sources import calspec, first, spex  # noqa: E402
 from astrovlm.data.sources.calspec import _sep_deg  # noqa: E402
@@ -213,6 +214,11 @@ def main(argv=None) -> int:
     tmp.replace(args.out)
     print_table(data)
     print(f"wrote {len(data['items'])} items to {args.out}")
+    from _common import write_results
+    figures = {f"{src}:{label}": n for src, c in data["counts"].items() for label, n in c.items()}
+    figures.update({f"{src}:total_in_source": n for src, n in data["totals_in_sources"].items()})
+    figures.update(data["groups_held_out"])
+    write_results("outside_set", figures, n=len(data["items"]))
     return 0
 
 

@@ -251,3 +251,43 @@ def test_missing_outside_set_fails_closed(home, tmp_path, monkeypatch):
     monkeypatch.setenv("ASTROVLM_OUTSIDE_SET", str(tmp_path / "nope.json"))
     with pytest.raises(NotFoundError, match="outside set is missing"):
         spex.for_training(progress=False)
+
+
+# --- definitions and the Gnuastro manual ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def defs(home):
+    from astrovlm.data.sources import definitions
+    return {"gcide": definitions.gcide_definitions(progress=False),
+            "wordnet": definitions.wordnet_definitions(progress=False),
+            "gnuastro": definitions.gnuastro_manual(progress=False)}
+
+
+def test_gcide_astronomy_senses(defs):
+    g = defs["gcide"]
+    assert 380 <= len(g) <= 470  # 468 "(Astron.)" tags, cross-references of < 4 words dropped
+    assert all(p.license == "GPL-3+" and p.text.startswith(p.title + ": ") for p in g)
+    assert not any("(Astron.)" in p.text or "[1913 Webster]" in p.text for p in g)
+    aberration = [p.text for p in g if p.title == "Aberration"]
+    assert any("motion of light" in t for t in aberration)
+    assert any(p.title == "adaptive optics" for p in g)
+
+
+def test_wordnet_astronomy_synsets(defs):
+    w = defs["wordnet"]
+    assert 220 <= len(w) <= 400
+    titles = {p.title for p in w}
+    assert {"Orion", "Sirius", "Jupiter", "declination", "radio telescope"} <= titles
+    assert "asterisk" not in titles and "superstar" not in titles  # other senses of 'star'
+    assert all(p.passage_id.startswith("wordnet:") and "WordNet" in p.license for p in w)
+
+
+def test_gnuastro_manual_by_section(defs):
+    m = defs["gnuastro"]
+    assert len(m) > 1500 and sum(len(p.text.split()) for p in m) > 300_000
+    titles = {p.title for p in m}
+    assert len(titles) > 300 and "Top" not in titles and "GNU Free Documentation License" not in titles
+    assert any("PSF" in t for t in titles) and any("Sky value" in t for t in titles)
+    assert all(len(p.text.split()) <= 260 and "GFDL" in p.license for p in m)
+    ids = [p.passage_id for p in m + defs["gcide"] + defs["wordnet"]]
+    assert len(set(ids)) == len(ids)
