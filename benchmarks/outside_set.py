@@ -36,8 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from astrovlm.data.sources import calspec, first, spex  # noqa: E402
-from astrovlm.data.sources.calspec import _sep_deg  # noqa: E402
+from astrovlm.data.sources import calspec, first, spex
+from astrovlm.data.sources.calspec import _sep_deg
 
 OUT = Path(__file__).resolve().parent / "data" / "outside_set.json"
 FRACTION = 0.15
@@ -107,7 +107,7 @@ def spex_groups(recs):
 
 def _majority(labels):
     c = Counter(labels)
-    return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    return min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
 def build() -> dict:

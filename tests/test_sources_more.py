@@ -218,18 +218,21 @@ def test_outside_set_composition(home, outside_ids, spex_recs):
         "calspec:calspec/alpha_lyr_stis_004.fits.gz", "calspec:calspec/sun_reference_stis_001.fits.gz"}
 
 
-def test_for_training_excludes_the_outside_set(home, outside_ids, first_recs):
+def test_for_training_excludes_the_outside_set(home, outside_ids, spex_recs, std_recs, first_recs):
     from astrovlm.data.sources import calspec, first, spex
-    for mod, prefix in ((spex, ("spex:", "spex-glikman:")), (calspec, ("calspec:",)), (first, ("first:",))):
-        train = mod.for_training(progress=False)
+    glikman = spex.glikman_quasars(progress=False)
+    trains = {}
+    for mod, everything in ((spex, spex_recs + glikman), (calspec, std_recs), (first, first_recs)):
+        train = trains[mod] = mod.for_training(progress=False)
         ids = {getattr(r, "spectrum_id", None) or r.image_id for r in train}
         assert ids and not ids & outside_ids, mod.__name__
-        everything = {getattr(r, "spectrum_id", None) or r.image_id for r in mod.read_catalog(progress=False)}
-        assert {i for i in outside_ids if i.startswith(prefix)} & everything  # not vacuous
-    assert not any(r.split == "test" for r in first.for_training(progress=False))
+        every = {getattr(r, "spectrum_id", None) or r.image_id for r in everything}
+        assert ids | (outside_ids & every) == every  # nothing else is dropped
+        assert outside_ids & every  # not vacuous
+    assert not any(r.split == "test" for r in trains[first])
     # No held-out FIRST position within 1 arcmin survives in training.
     test = [r for r in first_recs if r.split == "test"]
-    train = first.for_training(progress=False)
+    train = trains[first]
     ra = np.array([r.ra_deg for r in train]); dec = np.array([r.dec_deg for r in train])
     for t in test:
         assert calspec._sep_deg(ra, dec, t.ra_deg, t.dec_deg).min() * 60 > 1.0
@@ -291,3 +294,36 @@ def test_gnuastro_manual_by_section(defs):
     assert all(len(p.text.split()) <= 260 and "GFDL" in p.license for p in m)
     ids = [p.passage_id for p in m + defs["gcide"] + defs["wordnet"]]
     assert len(set(ids)) == len(ids)
+
+
+# --- fetching ---------------------------------------------------------------------------
+
+def test_pypi_fetch_into_a_fresh_cache_then_reuse(tmp_path, monkeypatch):
+    """A cold fetch of the smallest package (firstgalaxydata, 14 MB) through ``pip download``,
+    then a second call that must not run pip again."""
+    import subprocess
+
+    from astrovlm.data.sources import pypi
+    monkeypatch.setenv("ASTROVLM_HOME", str(tmp_path))
+    monkeypatch.delenv("ASTROVLM_PYPI_ROOT", raising=False)
+    root = pypi.package_root("firstgalaxydata", progress=False)
+    assert (root / "firstgalaxydata" / "galaxy_data_h5.zip").stat().st_size > 2_000_000
+    assert [p.name for p in (tmp_path / "cache" / "pypi" / "dists").iterdir()] == [
+        "firstgalaxydata-0.2.1-py3-none-any.whl"]
+
+    def no_pip(*a, **k):
+        raise AssertionError("fetched again")
+    monkeypatch.setattr(subprocess, "run", no_pip)
+    assert pypi.package_root("firstgalaxydata", progress=False) == root
+
+
+def test_pypi_root_override_and_bad_names(home, tmp_path, monkeypatch):
+    from astrovlm.data.sources import pypi
+    from astrovlm.errors import BadArgumentError
+    with pytest.raises(BadArgumentError, match="unknown data package 'numpy'"):
+        pypi.package_root("numpy")
+    monkeypatch.setenv("ASTROVLM_PYPI_ROOT", str(home / "cache" / "pypi" / "root"))
+    assert pypi.package_root("splat").name == "splat-1.14"
+    monkeypatch.setenv("ASTROVLM_PYPI_ROOT", str(tmp_path))
+    with pytest.raises(NotFoundError, match="splat-1.14"):
+        pypi.package_root("splat")

@@ -211,7 +211,7 @@ def _read_table(p: Path, family: str):
 
 def _is_spectrum(path: Path, family: str) -> bool:
     n = path.name
-    if not path.is_file() or n.startswith(".") or "info" in n or n.startswith(("README", "aaareadme", "names")):
+    if not path.is_file() or "info" in n or n.startswith((".", "README", "aaareadme", "names")):
         return False
     if family == "":
         return n.startswith("vega_") and n.endswith(".dat")

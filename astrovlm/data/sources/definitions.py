@@ -37,7 +37,8 @@ def gcide_definitions(*, progress: bool = True) -> list[LiteratureChunk]:
     """One passage per "(Astron.)" sense of GCIDE."""
     share = debian.package_root("dict-gcide", progress=progress) / "usr" / "share" / "dictd"
     try:
-        text = gzip.open(share / "gcide.dict.dz", "rb").read()  # dictzip is gzip-compatible
+        with gzip.open(share / "gcide.dict.dz", "rb") as fh:  # dictzip is gzip-compatible
+            text = fh.read()
         index = (share / "gcide.index").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
         raise UnreadableError(f"cannot read GCIDE ({exc})", path=share) from None

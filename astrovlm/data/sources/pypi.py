@@ -91,7 +91,7 @@ def download(package: str, *, progress: bool = True) -> Path:
     with tempfile.TemporaryDirectory(dir=dists, prefix=".dl-") as tmp:
         result = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", *fmt, f"{package}=={version}", "-d", tmp],
-            capture_output=True, text=True)
+            capture_output=True, text=True, check=False)
         for f in Path(tmp).iterdir():
             os.replace(f, dists / f.name)
     found = _archives(dists, package, version)
@@ -120,7 +120,7 @@ def _unpack(archive: Path, root: Path, *, progress: bool) -> None:
         try:
             if archive.name.endswith(".tar.gz"):
                 with tarfile.open(archive) as tar:
-                    tar.extractall(tmp, filter="data")  # no links or paths out of tmp
+                    _extract_tar(tar, tmp)
             else:
                 with zipfile.ZipFile(archive) as zf:
                     zf.extractall(tmp)  # zipfile drops '..' and absolute names itself
@@ -132,6 +132,22 @@ def _unpack(archive: Path, root: Path, *, progress: bool) -> None:
         os.replace(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extract_tar(tar: tarfile.TarFile, dest: Path) -> None:
+    """Regular files and folders only, none outside ``dest`` (what ``filter="data"`` does on
+    Pythons that have it; older 3.10/3.11 releases lack the argument)."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    members = []
+    for m in tar.getmembers():
+        target = (dest / m.name).resolve()
+        if not (m.isfile() or m.isdir()) or root not in (target, *target.parents):
+            continue
+        members.append(m)
+    tar.extractall(dest, members=members)
 
 
 def _last_line(text: str) -> str:

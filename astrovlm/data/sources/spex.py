@@ -67,6 +67,8 @@ class SpexSpectrum:
     dec_deg: float | None
     spectral_type: str          # as given, e.g. "L4 beta"
     type_from: str              # which column it came from: SPEX_TYPE, NIR_TYPE, OPT_TYPE, LIT_TYPE
+    optical_type: str           # the published optical type ("" if none)
+    nir_type: str               # the library's NIR classification, else the published NIR type
     coarse_class: str           # one of CLASSES
     subtype: float | None       # M7.5 -> 7.5 (for the lettered classes)
     gravity_class: str          # FLD-G, INT-G, VL-G (or alpha/beta/gamma), "" if none
@@ -130,6 +132,7 @@ def read_catalog(*, progress: bool = True, exclude: set[str] | frozenset = froze
             name=src.get("NAME") or src.get("DESIGNATION") or row["SOURCE_KEY"], file=fname,
             path=str(folder / fname), ra_deg=_float(src.get("RA")), dec_deg=_float(src.get("DEC")),
             spectral_type=stype, type_from=col, coarse_class=coarse, subtype=sub,
+            optical_type=src.get("OPT_TYPE", ""), nir_type=row.get("SPEX_TYPE") or src.get("NIR_TYPE", ""),
             gravity_class=(row.get("SPEX_GRAVITY_CLASSIFICATION") or src.get("GRAVITY_CLASS_NIR")
                            or src.get("GRAVITY_CLASS_OPTICAL") or ""),
             object_type=src.get("OBJECT_TYPE", ""), quality=row.get("QUALITY_FLAG", ""),
@@ -152,7 +155,8 @@ def glikman_quasars(*, progress: bool = True, exclude=frozenset()) -> list[SpexS
         out.append(SpexSpectrum(
             spectrum_id=sid, data_key="", source_key=name, name=name.replace("SDSSJ", "SDSS J"),
             file=path.name, path=str(path), ra_deg=None, dec_deg=None, spectral_type="quasar",
-            type_from="Glikman 2006", coarse_class="quasar", subtype=None, gravity_class="",
+            type_from="Glikman 2006", coarse_class="quasar", subtype=None, optical_type="",
+            nir_type="", gravity_class="",
             object_type="QSO", quality="", snr=None, resolution=None, bibcode="2006ApJ...640..579G",
             credit=GLIKMAN_CREDIT, redshift=_glikman_z(path)))
     return out
