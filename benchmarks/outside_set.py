@@ -13,8 +13,9 @@ What is held out, and why:
   source. A held-out source's other spectra never train, so a test spectrum's star is unseen.
 - The 27 NIR quasar spectra of Glikman et al. (2006) beside the library: no recipe reads
   them, and they are the only sizeable set of NIR quasars (a class the library barely has).
-- Flux standards (CALSPEC, ESO, NOAO, X-shooter) held out BY STAR the same way, and always
-  every file of the Sun and of Vega (reserved for outside evaluation).
+- Flux standards (CALSPEC, ESO, NOAO, X-shooter) held out BY STAR the same way (strata from
+  the package's own type tables), and always every file of the Sun and of Vega (reserved for
+  outside evaluation).
 - FIRST radio galaxies of the package's own TEST split, and any other image within 1 arcmin
   of one of them (the same source through another catalogue): held out by position.
 - Across sources: a standard star within 5 arcsec of a held-out SpeX source (or the reverse)
@@ -128,7 +129,10 @@ def build() -> dict:
     for r in st:
         smembers[star_group[r.star_key]].append(r)
     reserved = {g for g, rs in smembers.items() if any(r.reserved for r in rs)}
-    sclass = {g: _majority([r.coarse_class or "unlabelled" for r in rs]) for g, rs in smembers.items()
+    # Strata from the package's own tables only, so that the split does not move with the
+    # sample sky's KStars table (which labels a few more stars).
+    sclass = {g: _majority([r.coarse_class if r.type_from in ("CALSPEC README", "X-shooter info")
+                            else "unlabelled" for r in rs]) for g, rs in smembers.items()
               if g not in reserved}
     std_out = pick_groups(sclass) | reserved
     # Across sources, by position.
