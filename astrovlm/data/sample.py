@@ -7,7 +7,7 @@
    standards to their HD star);
 3. makes ``n_simulated`` simulated variants of every real spectrum
    (``astrovlm.data.variants``), each flagged ``simulated`` with its template and parameters;
-4. chunks the literature, writes a catalog card per object, and splits everything by object
+4. chunks the literature (KStars, Stellarium, GCIDE and WordNet definitions), writes a catalog card per object, and splits everything by object
    (``astrovlm.data.split``);
 5. writes it all with the dataset writer (``astrovlm.data.writer``): the records form of
    ``astrovlm.data.records`` plus ``tables/*.parquet``, ``checksums.sha256``,
@@ -28,7 +28,7 @@ from astrovlm.data.manifest import sample_manifest, sample_summary
 from astrovlm.data.matching import ImageMatcher, fill_constellations, spectrum_object
 from astrovlm.data.records import ImageRecord, Passage, SkyObject, SpectrumRecord
 from astrovlm.data.resolver import NameResolver, star_object
-from astrovlm.data.sources import debian, kstars, literature, openngc, rvsao, stellarium
+from astrovlm.data.sources import debian, definitions, kstars, literature, openngc, rvsao, stellarium
 from astrovlm.data.split import assign_splits, template_unit
 from astrovlm.data.variants import N_SIMULATED, simulate_variants, simulation_manifest
 from astrovlm.data.writer import DatasetWriter
@@ -105,7 +105,11 @@ def build_sample_sky(out: str | Path | None = None, *, progress: bool = True,
         strata[obj.object_id if obj else template_unit(rs.name)] = f"spectrum/{rs.spectral_class}"
     for oid, obj in objects.items():
         strata.setdefault(oid, f"object/{obj.coarse_class}")
+    # the literature: KStars' and Stellarium's texts, and dictionary definitions (GCIDE's
+    # "(Astron.)" senses, WordNet's astronomy synsets): short, in the words users type
     corpus = literature.literature_corpus(ks_root, st_root)
+    corpus += definitions.gcide_definitions(progress=progress)
+    corpus += definitions.wordnet_definitions(progress=progress)
     for chunk in corpus:
         strata.setdefault(f"doc:{chunk.source_id}", f"literature/{chunk.source_id.split(':')[0]}")
     splits = assign_splits(strata)

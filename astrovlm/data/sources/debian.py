@@ -28,12 +28,12 @@ PACKAGES = {
     "stellarium-data": "usr/share/stellarium/nebulae/default/textures.json",
     "iraf-rvsao": "usr/lib/iraf/extern/rvsao/templates",
     "kstars-data": "usr/share/kstars/stars.dat",
+    "dict-gcide": "usr/share/dictd/gcide.dict.dz",        # definitions: GCIDE
+    "wordnet-base": "usr/share/wordnet/data.noun",        # definitions: WordNet 3.0
 }
 # Packages other sources read that the sample sky does not (yet): the sample build fetches
 # every one of PACKAGES and records its version, so these are kept apart.
 MORE_PACKAGES = {
-    "dict-gcide": "usr/share/dictd/gcide.dict.dz",        # definitions: GCIDE
-    "wordnet-base": "usr/share/wordnet/data.noun",        # definitions: WordNet 3.0
     "gnuastro": "usr/share/info/gnuastro.info-1.gz",      # definitions: the Gnuastro manual
 }
 

@@ -7,7 +7,8 @@
 - The GNU Astronomy Utilities manual (Debian ``gnuastro`` 0.19, GFDL): the info manual split
   by node (section), long sections chunked as ``literature.chunk_text`` does.
 
-Short descriptive text: what a user types. Not part of the sample sky yet.
+Short descriptive text: what a user types. GCIDE and WordNet are part of the sample sky's
+literature; the Gnuastro manual is not (yet).
 """
 
 from __future__ import annotations
