@@ -368,16 +368,17 @@ def _meta_from_header(header) -> dict:
 def _meta_from_table_header(header) -> dict:
     """Every non-structural card of a spectrum table's header (round-trips ``to_fits``)."""
     meta = {}
-    for c in header.cards:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # HIERARCH and other non-standard cards
-                key, value = c.keyword, c.value
-        except Exception:  # unparsable card
-            continue
-        if _TABLE_STRUCTURAL.match(key) or not isinstance(value, (str, int, float, bool)):
-            continue  # structure, blank or undefined values
-        meta[key] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # HIERARCH and other non-standard cards
+        for key in header:  # the keywords alone: a value is parsed only where it is kept
+            if _TABLE_STRUCTURAL.match(key) or key in meta:
+                continue  # structure (most of a table's header)
+            try:
+                value = header[key]
+            except Exception:  # unparsable card
+                continue
+            if isinstance(value, (str, int, float, bool)):  # not blank or undefined
+                meta[key] = value
     return meta
 
 
