@@ -51,6 +51,8 @@ def test_parser_reads_kind_place_limits_and_cone():
     assert q.center == "M81"
     q = parse_catalog_question("What is the largest planetary nebula in Aquarius?")
     assert (q.kind, q.types, q.constellation) == ("largest", ("PN",), "Aqr")
+    q = parse_catalog_question("How many globular clusters are there?")
+    assert (q.kind, q.types, q.constellation) == ("count", ("GCl",), None)
     q = parse_catalog_question("Is M1 an open cluster?")
     assert (q.kind, q.subject, q.types) == ("verdict", "M1", ("OCl",))
     q = parse_catalog_question("Are there any globulars in Sgr?")
@@ -60,7 +62,8 @@ def test_parser_reads_kind_place_limits_and_cone():
 @pytest.mark.parametrize("question", [
     "What kind of object is M57?", "What is a globular cluster?", "What is the redshift of M66?",
     "How bright is M13?", "What type of galaxy is Triangulum?", "What else is the Ring Nebula called?",
-    "Which constellation is M31 in?"])
+    "Which constellation is M31 in?", "How many stars are in a globular cluster?",
+    "What are open clusters made of?"])
 def test_questions_about_one_object_are_not_catalog_queries(question):
     assert parse_catalog_question(question) is None
 
@@ -124,6 +127,11 @@ def test_existence_yes_and_no_with_the_nearest(assistant, ngc):
     assert "nearest globular cluster" in no.text and len(no.sources) == 1
     nearest = no.sources[0]["object_id"]
     assert ngc.set_index("name").loc[nearest, "type"] == "GCl"
+
+
+def test_a_misspelt_constellation_gets_the_closest_spellings(assistant):
+    answer = assistant.ask("List the open clusters in Aurigo.")
+    assert "No constellation is called 'Aurigo'" in answer.text and "Auriga" in answer.text
 
 
 # ----------------------------------------------------------------------------- stars by name
@@ -206,6 +214,9 @@ def test_triangulum_is_the_galaxy_when_asked_about_a_galaxy_else_the_constellati
     retrieved = assistant.retrieve("What type of galaxy is Triangulum?")
     assert retrieved.sources[0].object_id == "NGC0598" and "Sc" in retrieved.sources[0].text
     assert retrieved.readings and "not the constellation" in retrieved.readings[0]
+    answer = assistant.ask("What type of galaxy is Triangulum?")
+    assert answer.objects == ["NGC0598"] and answer.text.startswith("I took 'Triangulum' to mean M33")
+    assert f"Hubble type {retrieved.objects[0].hubble_type} [1]" in answer.text
     for place in ("Which galaxies are in Triangulum?", "Is Triangulum a big constellation?"):
         assert assistant.context.read_names(place)[0] == []
     listed = assistant.ask("Which galaxies are in Triangulum?")

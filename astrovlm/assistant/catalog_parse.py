@@ -168,6 +168,14 @@ def parse_catalog_question(question: str) -> CatalogQuery | None:
                 or q[end:end + 2] in ("'s", "’s"):
             query.constellation = abbr
             break
+    if query.constellation is None:
+        # "in Aurigo": a misspelt constellation, answered with the closest spellings.
+        from astrovlm.assistant.constellations import closest_constellations
+
+        for word in re.findall(r"\bin\s+(?:the\s+)?([A-Z][a-z]{3,})\b", q):
+            if not find_constellations(word) and closest_constellations(word):
+                query.words["unknown_place"] = word
+                break
     if _COUNT.search(q):
         query.kind = "count"
     elif _BRIGHTEST.search(q):
@@ -178,11 +186,16 @@ def parse_catalog_question(question: str) -> CatalogQuery | None:
         query.kind = "exists"
     elif not _LIST.search(q):
         return None
-    has_filter = any(v is not None for v in (query.constellation, query.mag_max, query.mag_min,
+    has_filter = "unknown_place" in query.words or any(v is not None for v in (query.constellation, query.mag_max, query.mag_min,
                                              query.size_min_arcmin, query.size_max_arcmin, query.center))
     # "What is a globular cluster?" names a kind but asks for no rows: not a catalog query.
     # A list needs a filter (all 10,521 galaxies is no answer); brightest/largest/count need none.
     if query.kind in ("list", "exists") and not has_filter:
+        return None
+    # "How many stars are in a globular cluster?" counts stars, not clusters: without a filter
+    # a count must name its kind right after "how many".
+    count = _COUNT.search(q)
+    if query.kind == "count" and not has_filter and not (count and 0 <= m.start() - count.end() <= 12):
         return None
     if table == "supernovae" and query.constellation is None and query.center is None and \
             query.kind in ("list",):

@@ -36,6 +36,7 @@ _SKY = re.compile(r"\baltitude\b|\bazimuth\b|\babove the horizon\b|\bin the sky\
                   r"\bwhere (?:is|will)\b.*\bfrom\b.*\b(?:on|at)\b", re.I)
 _STAR_FACTS = re.compile(r"\bparallax\b|\bspectral (?:type|class)\b|\bb-v\b|\bcolou?r\b|\btell me about\b|"
                          r"\bdescribe\b", re.I)
+_GALAXY_TYPE = re.compile(r"^\s*what (?:type|kind|sort|class) of galaxy is\b", re.I)
 _PLACE = re.compile(r"\bfrom\s+(.+?)(?=\s+(?:on|at)\s+(?:\d|now\b)|\s+(?:on|at|tonight|today)\b|[?]|$)", re.I)
 _TIME = re.compile(r"\b(?:on|at)\s+(.+?)\s*[?.!]*\s*$", re.I)
 _POSITION = re.compile(r"^\s*(?:RA\s*)?([+-]?\d+(?:\.\d+)?)\s*(?:deg|°)?\s*,?\s*(?:Dec\s*)?([+-]?\d+(?:\.\d+)?)"
@@ -72,6 +73,9 @@ class DirectAnswers:
             got = self._catalog(question, q)
             if got is not None:
                 return got
+        galaxy_type = _GALAXY_TYPE.match(question)
+        if galaxy_type:
+            return self._galaxy_type(question)
         wants = [k for k, rx in (("sky", _SKY), ("size", _SIZE), ("distance", _DISTANCE)) if rx.search(question)]
         star_facts = bool(_STAR_FACTS.search(question))
         if not wants and not star_facts:
@@ -90,6 +94,15 @@ class DirectAnswers:
         composed.sentences = readings + composed.sentences
         return composed
 
+    def _galaxy_type(self, question: str) -> Composed | None:
+        """"What type of galaxy is Triangulum?": the card's type and Hubble type, first."""
+        objects, notes, readings = self.context.read_names(question)
+        if notes or len(objects) != 1 or objects[0].coarse_class != "galaxy":
+            return None
+        obj = objects[0]
+        kind = obj.otype + (f" of Hubble type {obj.hubble_type}" if obj.hubble_type else "")
+        return Composed(readings + [f"{obj.name} is {_a(kind)} {kind} [1]."], [self.context.card_source(obj)], [obj])
+
     def _catalog(self, question: str, q) -> Composed | None:
         if q.kind == "verdict":
             obj = self.context.resolve(q.subject)
@@ -97,9 +110,20 @@ class DirectAnswers:
                 got = self.resolver.head_object(q.subject.split()[-1]) if hasattr(self.resolver, "head_object") \
                     and len(q.subject.split()) <= 2 else None
                 obj = got[0] if got else None
+                reading = [f"I took '{q.subject}' to mean {obj.name}, the {got[1]}."] if got else []
+            else:
+                reading = []
             if obj is None:
                 return None
-            return verdict_answer(obj, self.context.card_source(obj), self.tables, q)
+            composed = verdict_answer(obj, self.context.card_source(obj), self.tables, q)
+            composed.sentences = reading + composed.sentences
+            return composed
+        if "unknown_place" in q.words:
+            from astrovlm.assistant.constellations import closest_constellations
+
+            word = q.words["unknown_place"]
+            return Composed([f"No constellation is called '{word}'; the closest spellings are "
+                             f"{', '.join(closest_constellations(word))}. Ask again with one of them."], [])
         centre, exclude = None, ()
         if q.center:
             m = _POSITION.match(q.center)
