@@ -108,6 +108,15 @@ def test_a_cone_query_uses_sky_separations(assistant, ngc):
     assert sorted(s["object_id"] for s in answer.sources) == sorted(expected["name"])
 
 
+def test_a_cone_around_a_position_and_the_centre_object_left_out(assistant, ngc, stars):
+    answer = assistant.ask("List galaxies within 1 deg of 10.68, 41.27.")
+    sep = SkyCoord(10.68 * u.deg, 41.27 * u.deg).separation(
+        SkyCoord(ngc["ra_deg"].to_numpy() * u.deg, ngc["dec_deg"].to_numpy() * u.deg)).deg
+    assert sorted(s["object_id"] for s in answer.sources) == sorted(ngc[(sep <= 1) & (ngc["type"] == "G")]["name"])
+    around = assistant.ask("What are the brightest stars within 10 degrees of Polaris?")
+    assert "Polaris" not in [s["title"] for s in around.sources] and around.sources
+
+
 def test_yes_no_verdicts_both_ways(assistant):
     yes = assistant.ask("Is NGC 6960 a supernova remnant?")
     assert yes.text.startswith("Yes: NGC 6960 is a supernova remnant in Cygnus [1]")
@@ -196,6 +205,12 @@ def test_altitude_at_a_fixed_place_and_time_matches_astropy(assistant):
     assert values["alt_deg"] == pytest.approx(altaz.alt.deg, abs=1e-6)
     assert values["az_deg"] == pytest.approx(altaz.az.deg, abs=1e-6)
     assert f"altitude {altaz.alt.deg:.1f} deg" in answer.text
+
+
+def test_now_is_read_without_fetching_iers(assistant):
+    answer = assistant.ask("Where is M42 in the sky from 40.7, -74.0 now?")
+    values = next(s for s in answer.context if s.kind == "derived").extra["values"]
+    assert -90 <= values["alt_deg"] <= 90 and abs(Time(values["time_utc"]) - Time.now()).sec < 600
 
 
 def test_a_place_or_time_astropy_cannot_read_is_named(assistant):

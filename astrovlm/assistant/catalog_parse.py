@@ -51,7 +51,8 @@ _UNIT = r"(arcminutes|arcmin|arcseconds|arcsec|degrees|degree|deg|°|'|\")"
 _SIZE = [(re.compile(r"\b(?:larger|bigger|wider) than " + _NUMBER + r" ?" + _UNIT, re.I), "min"),
          (re.compile(r"\b(?:smaller|narrower) than " + _NUMBER + r" ?" + _UNIT, re.I), "max")]
 _CONE = re.compile(r"\b(?:within|less than) " + _NUMBER + r" ?" + _UNIT + r" (?:of|from|around) (.+?)"
-                   r"(?=\s+(?:brighter|fainter|larger|bigger|smaller|in|with|that|which|are|is|and|has|have)\b|[?.!,]|$)", re.I)
+                   r"(?=\s+(?:brighter|fainter|larger|bigger|smaller|in|with|that|which|are|is|and|has|have)\b|"
+                   r"[?!]|\.(?!\d)|,(?!\s*[+-]?\d)|$)", re.I)
 _VERDICT = re.compile(r"^\s*(?:is|was)\s+(.+?)\s+(?:really\s+|actually\s+)?(?:a|an)\s+(.+?)\s*\??\s*$", re.I)
 _COUNT = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.I)
 _EXISTS = re.compile(r"^\s*(?:is|are)\s+there\b|\bdoes\s+\w+(?:\s\w+)?\s+(?:have|contain|host)\b", re.I)

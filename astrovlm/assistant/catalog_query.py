@@ -136,11 +136,11 @@ def separations_deg(df: pd.DataFrame, ra_deg: float, dec_deg: float) -> np.ndarr
 def run_query(tables: CatalogTables, q: CatalogQuery, centre: tuple[float, float] | None = None,
               exclude=()) -> QueryResult:
     """The rows matching ``q``. ``centre``: (RA, Dec) in degrees of the cone's centre, which
-    the caller resolved from ``q.center``; ``exclude``: names (the ``name`` column) left out."""
+    the caller resolved from ``q.center``; ``exclude``: names (``name`` or ``label``) left out."""
     df = tables.frame(q.table)
     kind = _kind_mask(df, q)
-    if exclude and "name" in df:
-        kind &= ~df["name"].isin(set(exclude))
+    if exclude:
+        kind &= ~df["name"].isin(set(exclude)) & ~df["label"].isin(set(exclude))
     mask = kind.copy()
     if q.constellation:
         mask &= df["const"].isin(catalog_codes(q.constellation))

@@ -151,7 +151,11 @@ def parse_time(text: str):
         return Time.now()
     t = re.sub(r"\s*(?:UTC|UT|Z)$", "", t, flags=re.I)
     try:
-        return Time(t, scale="utc")
+        import warnings
+
+        with warnings.catch_warnings():   # ERFA calls a year past its leap-second table "dubious"
+            warnings.simplefilter("ignore")
+            return Time(t, scale="utc")
     except (ValueError, TypeError):
         raise BadArgumentError(f"cannot read the time '{text.strip()}' (astropy.time.Time reads ISO dates "
                                "and times): write it like '2026-03-01 21:30 UTC', or 'now'", field="time") from None
@@ -164,9 +168,11 @@ def sky_position(ra_deg: float, dec_deg: float, place: str, when: str, name: str
 
     location, where = parse_place(place)
     time = parse_time(when)
-    # IERS from the installed astropy-iers-data only; past its tables astropy falls back to
-    # approximate Earth orientation (arcsecond-level: immaterial for altitude in degrees).
-    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("iers_degraded_accuracy", "warn"):
+    # IERS from the installed astropy-iers-data only, however old its predictions (no
+    # max age: nothing is fetched); past its tables astropy falls back to approximate Earth
+    # orientation (arcsecond-level errors: immaterial for an altitude in degrees).
+    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("auto_max_age", None), \
+            iers.conf.set_temp("iers_degraded_accuracy", "warn"):
         import warnings
 
         with warnings.catch_warnings():

@@ -37,8 +37,8 @@ _SKY = re.compile(r"\baltitude\b|\bazimuth\b|\babove the horizon\b|\bin the sky\
 _STAR_FACTS = re.compile(r"\bparallax\b|\bspectral (?:type|class)\b|\bb-v\b|\bcolou?r\b|\btell me about\b|"
                          r"\bdescribe\b", re.I)
 _GALAXY_TYPE = re.compile(r"^\s*what (?:type|kind|sort|class) of galaxy is\b", re.I)
-_PLACE = re.compile(r"\bfrom\s+(.+?)(?=\s+(?:on|at)\s+(?:\d|now\b)|\s+(?:on|at|tonight|today)\b|[?]|$)", re.I)
-_TIME = re.compile(r"\b(?:on|at)\s+(.+?)\s*[?.!]*\s*$", re.I)
+_PLACE = re.compile(r"\bfrom\s+(.+?)(?=\s+(?:on|at)\s+(?:\d|now\b)|\s+(?:on|at|now|right now)\b|[?]|$)", re.I)
+_TIME = re.compile(r"\b(?:on|at)\s+(.+?)\s*[?.!]*\s*$|\b(now)\b", re.I)
 _POSITION = re.compile(r"^\s*(?:RA\s*)?([+-]?\d+(?:\.\d+)?)\s*(?:deg|°)?\s*,?\s*(?:Dec\s*)?([+-]?\d+(?:\.\d+)?)"
                        r"\s*(?:deg|°)?\s*$", re.I)
 
@@ -136,7 +136,7 @@ class DirectAnswers:
                     raise BadArgumentError(f"the centre '{q.center}' is not a known object or an 'RA, Dec' "
                                            "position in degrees" + (f"; close names: {', '.join(close)}"
                                                                     if close else ""), field="question")
-                centre, exclude = (obj.ra_deg, obj.dec_deg), (obj.object_id,)
+                centre, exclude = (obj.ra_deg, obj.dec_deg), (obj.object_id, obj.name)
         else:
             # "How many stars are in the Pleiades?" asks about an object, not the catalog.
             if any(not _is_constellation(n) for n in find_names(question, self.resolver)):
@@ -169,10 +169,11 @@ class DirectAnswers:
                                        "or 'from greenwich')", field="place")
             if when is None:
                 raise BadArgumentError("say when ('on 2026-03-01 21:30 UTC', or 'now')", field="time")
-            d = sky_position(obj.ra_deg, obj.dec_deg, place.group(1), when.group(1), obj.name)
+            d = sky_position(obj.ra_deg, obj.dec_deg, place.group(1), when.group(1) or when.group(2), obj.name)
             sources.append(derived_source(d, obj, len(sources) + 1))
             v = d.values
-            sentences.append(f"Seen from there at {v['time_utc'][:16].replace('T', ' ')} UTC, {obj.name} is at "
+            sentences.append(f"Seen from {place.group(1).strip()} at {v['time_utc'][:16].replace('T', ' ')} UTC, "
+                             f"{obj.name} is at "
                              f"altitude {v['alt_deg']:.1f} deg, azimuth {v['az_deg']:.1f} deg "
                              f"({'above' if v['alt_deg'] > 0 else 'below'} the horizon) [{len(sources)}].")
         distance = None
