@@ -36,6 +36,7 @@ _SKY = re.compile(r"\baltitude\b|\bazimuth\b|\babove the horizon\b|\bin the sky\
                   r"\bwhere (?:is|will)\b.*\bfrom\b.*\b(?:on|at)\b", re.I)
 _STAR_FACTS = re.compile(r"\bparallax\b|\bspectral (?:type|class)\b|\bb-v\b|\bcolou?r\b|\btell me about\b|"
                          r"\bdescribe\b", re.I)
+_PRONOUN = re.compile(r"\b(?:it|its|it's|this|that|they|them|these|those|there)\b", re.I)
 _GALAXY_TYPE = re.compile(r"^\s*what (?:type|kind|sort|class) of galaxy is\b", re.I)
 _PLACE = re.compile(r"\bfrom\s+(.+?)(?=\s+(?:on|at)\s+(?:\d|now\b)|\s+(?:on|at|now|right now)\b|[?]|$)", re.I)
 _TIME = re.compile(r"\b(?:on|at)\s+(.+?)\s*[?.!]*\s*$|\b(now)\b", re.I)
@@ -83,8 +84,8 @@ class DirectAnswers:
         objects, notes, readings = self.context.read_names(question)
         if notes:
             return None              # an unknown name: the ordinary path reports it with close names
-        if not objects:
-            objects = list(subjects)
+        if not objects and _PRONOUN.search(question):
+            objects = list(subjects)     # "And how far is it?": the chat's object
         if not objects:
             return None
         obj = objects[0]
