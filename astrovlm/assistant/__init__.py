@@ -7,10 +7,16 @@
 - ``mentions``   which objects a question names (designations, common and star names)
 - ``context``    ``ContextBuilder``: the numbered sources for a question, through the one retriever
 - ``rag``        ``Assistant`` / ``ChatSession`` / ``Answer``: answer from the sources and cite them
+- ``direct``     questions answered from catalog rows and astropy, not generated (the router):
+  ``catalog_parse`` (question -> query), ``catalog_query`` (the tables), ``catalog_answer``
+  (rows -> cited sentences), ``stars`` (a named star's parallax distance), ``derived``
+  (Planck18 distances, physical size, altitude/azimuth), ``constellations``,
+  ``names_in_context`` ("Triangulum" the galaxy or the constellation, "the Pinwheel")
 - ``llamacpp``   an optional llama.cpp backend for the text-only path
 
     >>> from astrovlm import Sky
     >>> Sky.open().assistant().ask("What kind of object is M57 and where is it?").text
+    >>> Sky.open().assistant().ask("List the open clusters in Auriga brighter than 7.").text
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ class Retrieval:
     truncated: bool = False
     features: dict = field(default_factory=dict)          # modality -> (1, D) numpy vector
     attachment: dict | None = None
+    readings: list[str] = field(default_factory=list)     # which object an ambiguous name was taken as
 
 
 HYBRID_POOL = 20       # dense hits (and 3x as many BM25 hits) fused for a general question
@@ -128,11 +129,23 @@ class ContextBuilder:
                            f"first {len(cut)}"]
 
     def resolve_names(self, question: str) -> tuple[list, list[str]]:
-        """SkyObjects the question names, and notes on names that resolve to nothing."""
-        objects, notes = [], []
+        """SkyObjects the question names, and notes on names that resolve to nothing (and on
+        how a one-word or shared name was read)."""
+        objects, notes, readings = self.read_names(question)
+        return objects, notes + readings
+
+    def read_names(self, question: str) -> tuple[list, list[str], list[str]]:
+        """(objects, notes on unknown names, readings): a reading says which object a name
+        in context ("Triangulum", "the Pinwheel") or a shared common name was taken as."""
+        from astrovlm.assistant.names_in_context import read_one_word_names
+
+        objects, notes, readings, taken = [], [], [], []
         if self.resolver is None:
-            return objects, notes
+            return objects, notes, readings
         for name in find_names(question, self.resolver):
+            at = question.lower().find(name.lower())
+            if at >= 0:
+                taken.append((at, at + len(name)))
             obj = self.resolve(name)
             if obj is None:
                 close = self._suggest(name)
@@ -140,7 +153,15 @@ class ContextBuilder:
                              + (f"; close names: {', '.join(close)}" if close else ""))
             elif all(o.object_id != obj.object_id for o in objects):
                 objects.append(obj)
-        return objects, notes
+                others = self.resolver.shared_with(name) if hasattr(self.resolver, "shared_with") else []
+                if others:
+                    readings.append(f"I took '{name}' to mean {obj.name} (the name is also used for "
+                                    f"{', '.join(others)}).")
+        for obj, reading in read_one_word_names(question, self.resolver, taken):
+            if all(o.object_id != obj.object_id for o in objects):
+                objects.append(obj)
+                readings.append(reading)
+        return objects, notes, readings
 
     def resolve(self, name: str):
         """The SkyObject called ``name``, or None if the resolver knows no such name."""
@@ -158,12 +179,12 @@ class ContextBuilder:
         """Everything the prompt will hold. ``subjects``: objects carried over from earlier
         turns of a chat, used when this question names none ("Where is it?")."""
         question, truncated, notes = self.check_question(question)
-        objects, name_notes = self.resolve_names(question)
-        notes += name_notes
+        objects, name_notes, readings = self.read_names(question)
+        notes += name_notes + readings
         if not objects and subjects and not name_notes and image is None and spectrum is None:
             objects = list(subjects)  # "Where is it?" (an attachment is a new subject)
         sources: list[Source] = [self.card_source(o) for o in objects]
-        r = Retrieval(question, sources, objects, notes, truncated)
+        r = Retrieval(question, sources, objects, notes, truncated, readings=readings)
         for modality, item in (("image", image), ("spectrum", spectrum)):
             if item is not None:
                 self._attachment_sources(r, modality, item)

@@ -102,6 +102,10 @@ class Assistant:
                                       k_literature=k_literature, literature_min_score=literature_min_score,
                                       exclude_objects=exclude_objects, allowed_splits=allowed_splits)
         self.max_new_tokens = max_new_tokens
+        # Catalog queries, named stars and derived facts: answered from rows and astropy.
+        from astrovlm.assistant.direct import DirectAnswers
+
+        self.direct = DirectAnswers(self.context, dataset)
         # False for a language model whose projector was never trained (the no-LoRA baseline):
         # the attachment then reaches it only as text in the context.
         self.feed_features = feed_features
@@ -130,6 +134,11 @@ class Assistant:
         Returns an ``Answer``; with ``stream=True`` a ``StreamingAnswer`` to iterate over.
         """
         t0 = time.perf_counter()
+        if image is None and spectrum is None:
+            checked, truncated, notes = self.context.check_question(question)
+            composed = self.direct.answer(checked, subjects)
+            if composed is not None:
+                return self._direct(composed, truncated, notes, t0, stream)
         r = self.retrieve(question, image, spectrum, subjects)
         t_retrieved = time.perf_counter()
         attachments = tuple(m for m in ("image", "spectrum") if m in r.features)
@@ -142,6 +151,8 @@ class Assistant:
         features = {m: r.features[m] for m in fed}
         stats: dict = {}
         pieces = self.model.stream(messages, features, self.max_new_tokens, stats=stats)
+        if r.readings:   # say which object a name in context was taken as, before the answer
+            pieces = _after(" ".join(r.readings) + " ", pieces)
 
         def finish(text: str) -> Answer:
             t_end = time.perf_counter()
@@ -149,6 +160,28 @@ class Assistant:
                                 self.model.count_tokens(messages))
 
         streaming = StreamingAnswer(pieces, finish)
+        return streaming if stream else streaming.result()
+
+    def _direct(self, composed, truncated: bool, notes: list[str], t0: float, stream: bool):
+        """An answer composed from catalog rows and computations: its sentences are the pieces."""
+        t_composed = time.perf_counter()
+
+        def finish(text: str) -> Answer:
+            cited = cited_numbers(text, len(composed.sources))
+            sources = []
+            for i, s in enumerate(composed.sources, 1):
+                d = s.to_dict()
+                d["n"], d["cited"] = i, i in cited
+                sources.append(d)
+            t_end = time.perf_counter()
+            timings = {"retrieval_s": round(t_composed - t0, 4), "first_token_s": round(t_composed - t0, 4),
+                       "total_s": round(t_end - t0, 4), "prompt_tokens": 0, "new_tokens": 0,
+                       "tokens_per_s": None, "generation_s": 0.0, "composed": True}
+            return Answer(text.strip(), sources, truncated, list(notes) + list(composed.notes),
+                          [o.object_id for o in composed.objects], None, timings, list(composed.sources))
+
+        pieces = [s + " " for s in composed.sentences]
+        streaming = StreamingAnswer(iter(pieces), finish)
         return streaming if stream else streaming.result()
 
     def _answer(self, text, r: Retrieval, stats, t0, t_retrieved, t_end, prompt_tokens) -> Answer:
@@ -182,6 +215,11 @@ class Assistant:
                       timings, shown)
 
 
+def _after(first: str, pieces: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from pieces
+
+
 def _shown_count(sources: list[Source]) -> int:
     """How many sources made it into the context (build_context drops those past its budget)."""
     from astrovlm.assistant.prompts import build_context
@@ -210,8 +248,10 @@ class ChatSession:
     def _record(self, question, answer: Answer) -> None:
         self.history.append((question, answer.text))
         if answer.objects and self.assistant.dataset is not None:
-            self.subjects = [self.assistant.dataset.get_object(o) for o in answer.objects
-                             if self.assistant.dataset.get_object(o) is not None] or self.subjects
+            # An object the sample sky does not hold (M66 from a catalog answer) by its catalog id.
+            found = [self.assistant.dataset.get_object(o) or self.assistant.context.resolve(o)
+                     for o in answer.objects]
+            self.subjects = [o for o in found if o is not None] or self.subjects
         elif answer.objects and self.assistant.resolver is not None:
             self.subjects = [o for o in (self.assistant.context.resolve(i) for i in answer.objects) if o]
 

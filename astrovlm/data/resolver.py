@@ -4,9 +4,15 @@
 Names are compared by a key (``name_key``) that ignores case, spaces, punctuation, zero
 padding and spelled-out catalog words ("Messier", "Sharpless", Greek letters). The index
 covers OpenNGC (designations, Messier numbers, cross-identifications, common names; Dup rows
-followed), the KStars stars (proper names, Bayer names, HD numbers) and any extra objects
-(the sample sky's own objects, e.g. Sharpless regions or the HD stars of the spectra).
-Designations win over common names when two objects share a key.
+followed), the KStars stars (proper names, Bayer names, HD numbers), any extra objects
+(the sample sky's own objects, e.g. Sharpless regions or the HD stars of the spectra) and
+Stellarium's common names where OpenNGC lacks them ("Pinwheel Galaxy" -> M101).
+Designations win over common names when two objects share a key. A common name that several
+objects share goes to the one most sources give it to; ``shared_with`` names the others.
+
+One-word names ("the Pinwheel", "Triangulum", "Andromeda") are kept apart (``head_object``):
+the first word of a two-word common name ("Triangulum Galaxy") is a name only in context,
+since it is often a constellation too; ``assistant.names_in_context`` decides.
 """
 
 from __future__ import annotations
@@ -86,8 +92,10 @@ class NameResolver:
     """Resolve object names offline; unknown names raise ``NotFoundError`` with suggestions."""
 
     def __init__(self, openngc: pd.DataFrame | None = None, stars: pd.DataFrame | None = None,
-                 objects: Iterable[SkyObject] = (), identifiers: pd.DataFrame | None = None):
+                 objects: Iterable[SkyObject] = (), identifiers: pd.DataFrame | None = None,
+                 common_names: Iterable | None = None):
         from astrovlm.data.sources.openngc import load_identifiers, load_openngc
+        from astrovlm.data.sources.stellarium_names import read_common_names
 
         self.openngc = (openngc if openngc is not None else load_openngc()).reset_index(drop=True)
         # OpenNGC's cross-identifications (PGC, UGC, MCG, LBN ...): pyongc always ships them.
@@ -96,6 +104,10 @@ class NameResolver:
         self.objects = {o.object_id: o for o in objects}
         self._index: dict[str, tuple[str, object]] = {}
         self._display: dict[str, str] = {}      # key -> a name to show in suggestions
+        # Stellarium's names (None: read them if the package is unpacked on this machine).
+        self.common_names = list(read_common_names() if common_names is None else common_names)
+        self._shared: dict[str, list[str]] = {}  # name key -> other objects that bear the name
+        self._heads: dict[str, tuple] = {}       # one-word key -> (target, full name, others)
         self._build()
 
     # -- building the index ------------------------------------------------------------
@@ -155,6 +167,34 @@ class NameResolver:
         for cname, target in common:  # shorter spellings people type, never over a real name
             for short in _short_forms(cname):
                 self._add(short, target, display=False)
+        self._add_shared_names([(c, t, 1) for c, t in common])
+
+    def _add_shared_names(self, openngc_names: list[tuple[str, tuple, int]]) -> None:
+        """Stellarium's common names, and the one-word heads of all two-word common names.
+        Where several objects bear a name, the one with the most sources gets it."""
+        weighted = list(openngc_names)
+        for cn in self.common_names:
+            target = self._index.get(name_key(cn.designation))
+            if target is not None:
+                weighted.append((cn.name, target, cn.n_sources))
+        by_name: dict[str, dict] = {}
+        by_head: dict[str, dict] = {}
+        for cname, target, n in weighted:
+            by_name.setdefault(name_key(cname), {}).setdefault(target, [cname, 0])[1] += n
+            words = cname.split()
+            if len(words) == 2 and words[1] in _KIND_WORDS and words[0][:1].isupper():
+                by_head.setdefault(name_key(words[0]), {}).setdefault(target, [cname, 0])[1] += n
+        for key, cands in by_name.items():
+            best = max(cands, key=lambda t: cands[t][1])
+            self._add(cands[best][0], best)
+            if len(cands) > 1 and self._index.get(key) == best:
+                self._shared[key] = [self._object(t).name for t in cands if t != best]
+        for key, cands in by_head.items():
+            if key in self._index:      # a real one-word name ("Sirius") is not a head
+                continue
+            best = max(cands, key=lambda t: cands[t][1])
+            others = [f"{self._object(t).name} ({c[0]})" for t, c in cands.items() if t != best]
+            self._heads[key] = (best, cands[best][0], others)
 
     @staticmethod
     def _dup_targets(df: pd.DataFrame) -> list[int]:
@@ -197,6 +237,17 @@ class NameResolver:
         target = self._index.get(name_key(name)) if name else None
         return None if target is None else self._object(target)
 
+    def shared_with(self, name: str) -> list[str]:
+        """Other objects that also bear the common name ``name`` (empty if it is unique)."""
+        return list(self._shared.get(name_key(name), []))
+
+    def head_object(self, word: str) -> tuple[SkyObject, str, list[str]] | None:
+        """For a one-word name that starts a two-word common name ("Pinwheel", "Triangulum"):
+        (the object, its full common name, "M33 (Pinwheel Galaxy)"-style notes on the others
+        that share the word), or None."""
+        got = self._heads.get(name_key(word)) if word else None
+        return None if got is None else (self._object(got[0]), got[1], list(got[2]))
+
     def resolve(self, name: str) -> SkyObject:
         """The object called ``name``; ``NotFoundError`` (with close names) if none is."""
         if not name or not str(name).strip():
@@ -235,4 +286,4 @@ class NameResolver:
         stars, objects = None, dataset.objects if dataset is not None else []
         if (root / "tables" / "stars.parquet").exists():
             stars = pd.read_parquet(root / "tables" / "stars.parquet")
-        return cls(openngc, stars, objects)
+        return cls(openngc, stars, objects)   # Stellarium's common names: read if unpacked here

@@ -394,7 +394,9 @@ class SkyApp:
             yield history, None, subjects
         assistant = self.wait_for_assistant()
         history[-1]["content"] = ""
-        about = [o for o in (self.dataset.get_object(i) for i in subjects) if o is not None]
+        # A subject the sample sky does not hold (M66 from a catalog answer) by its catalog id.
+        about = [o for o in (self.dataset.get_object(i) or assistant.context.resolve(i) for i in subjects)
+                 if o is not None]
         try:
             with self._encoder_lock:  # retrieval encodes the question and the attachment
                 stream = assistant.ask(question, **{kind: item} if kind else {}, history=past,
