@@ -35,10 +35,13 @@ def test_an_overview_states_every_fact_of_the_card_and_cites_it():
     for fact in ("spiral galaxy", "Hubble type Sc", "Canes Venatici", "13h29m52s", "8.4",
                  "13.7 x 11.7 arcmin", "0.00154", "NGC 5194"):
         assert fact in text, fact
-    assert all(s.endswith("[1]") for s in overview_sentences(SPIRAL, card=1))
+    assert all(s.endswith("[1].") for s in overview_sentences(SPIRAL, card=1))
     # a star cluster has no redshift sentence, and its kind is not dressed as a galaxy's
     cluster = " ".join(overview_sentences(GLOBULAR, card=2))
     assert "redshift" not in cluster and "Hubble" not in cluster and "globular cluster" in cluster
+    # a Milky Way object's catalog redshift is stated as what it is: a radial velocity
+    moving = " ".join(overview_sentences(GLOBULAR.__class__(**{**GLOBULAR.__dict__, "redshift": -0.000815}), card=1))
+    assert "radial velocity of -244 km/s" in moving
 
 
 def test_the_class_sentence_comes_from_a_literature_passage_that_defines_the_kind():
@@ -50,7 +53,7 @@ def test_the_class_sentence_comes_from_a_literature_passage_that_defines_the_kin
     assert src is defn and sentence.startswith("A planetary nebula is a nebula that")
     assert class_definition([other], nebula) is None
     told = overview_sentences(nebula, card=1, literature=2, what_it_is=sentence)
-    assert told[-1].endswith("[2]") and "nebula that was once" in told[-1]
+    assert told[-1].endswith("[2].") and "nebula that was once" in told[-1]
 
 
 def test_a_comparison_says_what_differs_from_the_values():
@@ -64,3 +67,20 @@ def test_a_comparison_says_what_differs_from_the_values():
                                                                            "name": "M92", "v_mag": 6.4})], [1, 2]))
     assert "same kind of object: globular clusters" in same and "Both lie in Hercules" in same
     assert "M13 is brighter (magnitude 5.8 against 6.4" in same
+
+
+def test_the_assistant_answers_overviews_and_comparisons_from_the_cards(sample_sky):
+    from astrovlm.assistant.rag import Assistant
+
+    assistant = Assistant(None, sample_sky)   # no language model: these answers are composed
+    m92 = assistant.ask("Tell me about M92.")
+    obj = sample_sky.get_object(m92.objects[0])
+    assert obj.name == "M92" and m92.timings["composed"]
+    for fact in ("globular cluster", obj.constellation, f"{obj.v_mag:g}", "NGC 6341"):
+        assert fact in m92.text, fact
+    assert [s["kind"] for s in m92.sources][0] == "catalog_card" and m92.sources[0]["cited"]
+    both = assistant.ask("Compare M49 and M51.")
+    assert {sample_sky.get_object(o).name for o in both.objects} == {"M49", "M51"}
+    assert "different kinds of object" in both.text and "[1]" in both.text and "[2]" in both.text
+    # a star by name keeps the star path (parallax distance), not the card overview
+    assert "pc" in assistant.ask("Tell me about Arcturus.").text

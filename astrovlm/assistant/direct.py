@@ -7,7 +7,8 @@
   "is there ...", "is NGC 6960 a supernova remnant?"), answered from the rows (``catalog_answer``);
 - a named star's distance, parallax, colour or spectral type (``stars``: KStars table);
 - derived facts (``derived``): how far an object is (from its redshift, or a star's
-  parallax), its physical size, and where it stands in the sky from a place at a time.
+  parallax), its physical size, and where it stands in the sky from a place at a time;
+- overviews ("Tell me about M92.") and comparisons of two or three objects (``overview``).
 
 Every sentence cites the numbered sources it came from; a derived source says how it was
 computed. The assistant streams the sentences as the answer's pieces.
@@ -24,8 +25,11 @@ from astrovlm.assistant.catalog_parse import parse_catalog_question
 from astrovlm.assistant.catalog_query import CatalogTables
 from astrovlm.assistant.derived import Derived, physical_size, redshift_distance, sky_position
 from astrovlm.assistant.mentions import find_names
+from astrovlm.assistant.overview import (
+    class_definition, comparison_sentences, overview_sentences, wants_comparison, wants_overview)
 from astrovlm.assistant.prompts import Source
 from astrovlm.assistant.stars import parallax_distance, star_row, star_source
+from astrovlm.data.cards import position_text
 from astrovlm.errors import BadArgumentError
 
 _DISTANCE = re.compile(r"\bhow far\b|\bdistance\b|\bfar away\b|\blight[- ]?years? (?:away|from)\b|"
@@ -77,6 +81,14 @@ class DirectAnswers:
         galaxy_type = _GALAXY_TYPE.match(question)
         if galaxy_type:
             return self._galaxy_type(question)
+        if wants_comparison(question):
+            got = self._comparison(question)
+            if got is not None:
+                return got
+        if wants_overview(question):
+            got = self._overview(question, subjects)
+            if got is not None:
+                return got
         wants = [k for k, rx in (("sky", _SKY), ("size", _SIZE), ("distance", _DISTANCE)) if rx.search(question)]
         star_facts = bool(_STAR_FACTS.search(question))
         if not wants and not star_facts:
@@ -94,6 +106,39 @@ class DirectAnswers:
         composed = self._derived(question, obj, wants)
         composed.sentences = readings + composed.sentences
         return composed
+
+    def _overview(self, question: str, subjects=()) -> Composed | None:
+        """"Tell me about M92.": every fact of the card, and what such an object is from a
+        literature passage that defines its kind (a named star takes the star path)."""
+        objects, notes, readings = self.context.read_names(question)
+        if notes:
+            return None
+        if not objects and _PRONOUN.search(question):
+            objects = list(subjects)
+        if len(objects) != 1 or star_row(self.stars(), objects[0]) is not None:
+            return None
+        obj = objects[0]
+        sources = [self.context.card_source(obj)]
+        position = position_text(obj.ra_deg, obj.dec_deg) if obj.ra_deg is not None and obj.dec_deg is not None else None
+        what_it_is, literature = None, None
+        kind = obj.otype or obj.coarse_class
+        if kind and self.context.retriever is not None:
+            found = class_definition(self.context._literature_sources(
+                f"What is {_a(kind)} {kind}?", {sources[0].id}, k=4, min_score=None), obj)
+            if found is not None:
+                sources.append(found[0])
+                what_it_is, literature = found[1], 2
+        sentences = overview_sentences(obj, 1, literature, what_it_is, position)
+        return Composed(readings + sentences, sources, [obj])
+
+    def _comparison(self, question: str) -> Composed | None:
+        """"Compare M49 and M51.": two or three objects' facts side by side, and what differs."""
+        objects, notes, readings = self.context.read_names(question)
+        if notes or not 2 <= len(objects) <= 3:
+            return None
+        sources = [self.context.card_source(o) for o in objects]
+        sentences = comparison_sentences(objects, list(range(1, len(objects) + 1)))
+        return Composed(readings + sentences, sources, list(objects))
 
     def _galaxy_type(self, question: str) -> Composed | None:
         """"What type of galaxy is Triangulum?": the card's type and Hubble type, first."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from astrovlm.assistant.prompts import Source
+from astrovlm.data.simulate import C_KMS
 
 OVERVIEW = re.compile(
     r"^\s*(?:(?:can you |could you |please )?(?:tell me|tell us)(?: (?:all|everything|more|a bit|a little))?"
@@ -33,9 +34,10 @@ def wants_comparison(question: str) -> bool:
     return bool(COMPARE.search(question))
 
 
-def _num(value: float, digits: int = 1) -> str:
+def _num(value: float, digits: int = 2) -> str:
+    """As the catalog card writes numbers (magnitudes to 0.01, sizes to 0.1 arcmin)."""
     text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return text or "0"
+    return text if text not in ("-0", "") else "0"
 
 
 def _article(word: str) -> str:
@@ -52,36 +54,44 @@ def overview_sentences(obj, card: int, literature: int | None = None, what_it_is
                        position: str | None = None) -> list[str]:
     """The overview of one object, citing its card as ``[card]``; ``what_it_is`` (a sentence
     from a literature passage numbered ``literature``) says what such an object is."""
-    cite = f" [{card}]"
+    cite = f" [{card}]"  # before the full stop, as every composed answer cites
     kind = kind_of(obj)
     first = f"{obj.name} is {_article(kind)} {kind}"
     if obj.hubble_type and obj.otype != "star":
         first += f" of Hubble type {obj.hubble_type}"
     if obj.constellation:
         first += f" in the constellation {obj.constellation}"
-    out = [first + "." + cite]
+    out = [first + cite + "."]
     if position:
-        out.append(f"It lies at {position}.{cite}")
+        out.append(f"It lies at {position}{cite}.")
     seen = []
     if obj.v_mag is not None:
         seen.append(f"visual magnitude {_num(obj.v_mag)}")
     elif obj.b_mag is not None:
         seen.append(f"blue magnitude {_num(obj.b_mag)}")
     if obj.major_axis_arcmin:
-        size = _num(obj.major_axis_arcmin)
+        size = _num(obj.major_axis_arcmin, 1)
         if obj.minor_axis_arcmin:
-            size += f" x {_num(obj.minor_axis_arcmin)}"
+            size += f" x {_num(obj.minor_axis_arcmin, 1)}"
         seen.append(f"an apparent size of {size} arcmin")
     if seen:
-        out.append(f"It has {' and '.join(seen)}.{cite}")
+        out.append(f"It has {' and '.join(seen)}{cite}.")
     if obj.redshift is not None and obj.otype != "star":
-        out.append(f"Its redshift is {_num(obj.redshift, 6)}.{cite}")
+        if _extragalactic(obj):
+            out.append(f"Its redshift is {_num(obj.redshift, 6)}{cite}.")
+        else:  # a Milky Way object's catalog redshift is its line-of-sight velocity, cz
+            out.append(f"Its catalog redshift of {_num(obj.redshift, 6)} is a radial velocity of "
+                       f"{obj.redshift * C_KMS:+.0f} km/s{cite}.")
     names = [a for a in (obj.aliases or []) if a and a != obj.name][:4]
     if names:
-        out.append(f"It is also known as {', '.join(names)}.{cite}")
+        out.append(f"It is also known as {', '.join(names)}{cite}.")
     if what_it_is and literature is not None:
-        out.append(f"{what_it_is.rstrip('.')}. [{literature}]")
+        out.append(f"{what_it_is.rstrip('.')} [{literature}].")
     return out
+
+
+def _extragalactic(obj) -> bool:
+    return obj.coarse_class in ("galaxy", "quasar")
 
 
 def first_sentence(text: str, limit: int = 300) -> str:
@@ -104,47 +114,47 @@ def comparison_sentences(objs: list, cites: list[int]) -> list[str]:
         if obj.v_mag is not None:
             parts.append(f"magnitude {_num(obj.v_mag)}")
         if obj.major_axis_arcmin:
-            parts.append(f"{_num(obj.major_axis_arcmin)} arcmin across")
-        if obj.redshift is not None and obj.otype != "star":
+            parts.append(f"{_num(obj.major_axis_arcmin, 1)} arcmin across")
+        if obj.redshift is not None and _extragalactic(obj):
             parts.append(f"redshift {_num(obj.redshift, 6)}")
         text = f"{obj.name} is {' '.join(facts)}"
         if parts:
             text += f" ({', '.join(parts)})"
-        out.append(text + f". [{n}]")
+        out.append(text + f" [{n}].")
     refs = "".join(f" [{n}]" for n in cites)
     kinds = {kind_of(o) for o in objs}
     if len(kinds) == 1:
-        out.append(f"They are the same kind of object: {_plural(kinds.pop())}.{refs}")
+        out.append(f"They are the same kind of object: {_plural(kinds.pop())}{refs}.")
     else:
-        out.append(f"They are different kinds of object: {_list([f'{o.name} {_article(kind_of(o))} {kind_of(o)}' for o in objs])}.{refs}")
+        out.append(f"They are different kinds of object: {_list([f'{o.name} {_article(kind_of(o))} {kind_of(o)}' for o in objs])}{refs}.")
     constellations = [o.constellation for o in objs]
     if all(constellations):
         if len(set(constellations)) == 1:
-            out.append(f"Both lie in {constellations[0]}.{refs}" if len(objs) == 2
-                       else f"All lie in {constellations[0]}.{refs}")
+            out.append(f"Both lie in {constellations[0]}{refs}." if len(objs) == 2
+                       else f"All lie in {constellations[0]}{refs}.")
     bright = [(o.v_mag, o.name) for o in objs if o.v_mag is not None]
     if len(bright) == len(objs):
         bright.sort()
         if bright[0][0] == bright[-1][0]:
-            out.append(f"They are equally bright (magnitude {_num(bright[0][0])}).{refs}")
+            out.append(f"They are equally bright (magnitude {_num(bright[0][0])}){refs}.")
         else:
             out.append(f"{bright[0][1]} is the brightest (magnitude {_num(bright[0][0])} against "
-                       f"{_list([_num(m) for m, _ in bright[1:]])}; a lower magnitude is brighter).{refs}"
+                       f"{_list([_num(m) for m, _ in bright[1:]])}; a lower magnitude is brighter){refs}."
                        if len(objs) > 2 else
                        f"{bright[0][1]} is brighter (magnitude {_num(bright[0][0])} against "
-                       f"{_num(bright[1][0])}; a lower magnitude is brighter).{refs}")
+                       f"{_num(bright[1][0])}; a lower magnitude is brighter){refs}.")
     sizes = [(o.major_axis_arcmin, o.name) for o in objs if o.major_axis_arcmin]
     if len(sizes) == len(objs):
         sizes.sort(reverse=True)
         if sizes[0][0] != sizes[-1][0]:
             out.append(f"{sizes[0][1]} looks {'the largest' if len(objs) > 2 else 'larger'} on the sky "
-                       f"({_num(sizes[0][0])} arcmin against {_list([_num(s) for s, _ in sizes[1:]])}).{refs}")
-    shifts = [(o.redshift, o.name) for o in objs if o.redshift is not None and o.otype != "star"]
+                       f"({_num(sizes[0][0], 1)} arcmin against {_list([_num(s, 1) for s, _ in sizes[1:]])}){refs}.")
+    shifts = [(o.redshift, o.name) for o in objs if o.redshift is not None and _extragalactic(o)]
     if len(shifts) == len(objs) and len(objs) > 1:
         shifts.sort(reverse=True)
         if shifts[0][0] != shifts[-1][0]:
             out.append(f"{shifts[0][1]} has the {'highest' if len(objs) > 2 else 'higher'} redshift "
-                       f"({_num(shifts[0][0], 6)} against {_list([_num(z, 6) for z, _ in shifts[1:]])}).{refs}")
+                       f"({_num(shifts[0][0], 6)} against {_list([_num(z, 6) for z, _ in shifts[1:]])}){refs}.")
     return out
 
 
