@@ -75,6 +75,12 @@ class StreamingAnswer:
             yield piece
         self.answer = self._finish("".join(chunks))
 
+    def close(self) -> None:
+        """Stop generating (the app's Stop): a batched request leaves the batch at once."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
     def result(self) -> Answer:
         """Drain the stream (if not yet) and return the answer."""
         if self.answer is None:
@@ -89,12 +95,15 @@ class Assistant:
     ``model``: an ``AstroLlava`` (or anything with its ``stream`` / ``count_tokens``);
     ``retriever``: the ``Retriever`` of ``Sky.open`` (None: catalog cards only). The
     remaining keywords shape the context (see ``ContextBuilder``) and the answer.
+    ``batching``: answer concurrent questions through one batched generation loop
+    (``batching.BatchedGenerator``, up to ``max_batch`` at once) when the model allows it.
     """
 
     def __init__(self, model, dataset=None, retriever=None, resolver=None, *,
                  max_question_chars: int = MAX_QUESTION_CHARS, max_new_tokens: int = 96,
                  k_literature: int = 2, literature_min_score: float = 0.5, feed_features: bool = True,
-                 exclude_objects=(), allowed_splits=None, allow_other_encoder: bool = False):
+                 exclude_objects=(), allowed_splits=None, allow_other_encoder: bool = False,
+                 batching: bool = True, max_batch: int = 8):
         if max_new_tokens < 1 or max_new_tokens > 512:
             raise BadArgumentError("max_new_tokens must be between 1 and 512", field="max_new_tokens")
         self.model, self.dataset, self.retriever = model, dataset, retriever
@@ -102,6 +111,14 @@ class Assistant:
                                       k_literature=k_literature, literature_min_score=literature_min_score,
                                       exclude_objects=exclude_objects, allowed_splits=allowed_splits)
         self.max_new_tokens = max_new_tokens
+        # What generates the answers: the model itself, or one loop that batches the
+        # questions in flight (a lone question runs as fast through it, alone in the batch).
+        self.generator = model
+        if batching and model is not None:
+            from astrovlm.assistant.batching import BatchedGenerator, supports_batching
+
+            if supports_batching(model):
+                self.generator = BatchedGenerator(model, max_batch=max_batch)
         # False for a language model whose projector was never trained (the no-LoRA baseline):
         # the attachment then reaches it only as text in the context.
         self.feed_features = feed_features
@@ -141,12 +158,12 @@ class Assistant:
             r.notes.append("nothing was retrieved for this question")
         features = {m: r.features[m] for m in fed}
         stats: dict = {}
-        pieces = self.model.stream(messages, features, self.max_new_tokens, stats=stats)
+        pieces = self.generator.stream(messages, features, self.max_new_tokens, stats=stats)
 
         def finish(text: str) -> Answer:
             t_end = time.perf_counter()
             return self._answer(text.strip(), r, stats, t0, t_retrieved, t_end,
-                                self.model.count_tokens(messages))
+                                stats.get("prompt_tokens") or self.model.count_tokens(messages))
 
         streaming = StreamingAnswer(pieces, finish)
         return streaming if stream else streaming.result()
@@ -228,4 +245,7 @@ class _RecordingStream(StreamingAnswer):
     def __iter__(self):
         yield from self.inner
         self.answer = self.inner.answer
+
+    def close(self) -> None:
+        self.inner.close()
         self.session._record(self.question, self.answer)
