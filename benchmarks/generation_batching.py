@@ -13,7 +13,8 @@ retrieved and numbered sources, the question) for N questions; then, in one proc
   lone user must not be slower through the loop.
 
 Aggregate tokens/s = all new tokens / wall time from the first request to the last answer
-(prefill included: answers stop at the model's end-of-turn, most well before the limit).
+(prefill included: answers stop at the model's end-of-turn, most well before the limit);
+decode-only tokens/s leaves the prefills out (both ways, prefills run one prompt at a time).
 The app is not started. The machine may be shared: the figures are this run's, with the
 load average printed beside them.
 
@@ -54,13 +55,16 @@ def prompts_for(assistant, questions):
 
 
 def run_sequential(model, prompts, max_new_tokens):
-    texts, tokens = [], 0
+    """Also the decode-only figures: the tokens after each first token, and their time."""
+    texts, tokens, decode_tokens, decode_s = [], 0, 0, 0.0
     t0 = time.perf_counter()
     for messages in prompts:
         stats: dict = {}
         texts.append("".join(model.stream(messages, {}, max_new_tokens, stats=stats)).strip())
         tokens += stats["new_tokens"]
-    return texts, tokens, time.perf_counter() - t0
+        decode_tokens += stats["new_tokens"] - 1
+        decode_s += time.perf_counter() - stats["first_token_time"]
+    return texts, tokens, time.perf_counter() - t0, decode_tokens / max(decode_s, 1e-9)
 
 
 def run_batched(generator, prompts, max_new_tokens):
@@ -105,12 +109,15 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
     model.generate(prompts[0], max_new_tokens=4)   # warm-up outside the timings
-    seq_texts, seq_tokens, seq_s = run_sequential(model, prompts, args.max_new_tokens)
+    seq_texts, seq_tokens, seq_s, seq_decode = run_sequential(model, prompts, args.max_new_tokens)
     print(f"sequential: {seq_tokens} tokens in {seq_s:.1f} s = {seq_tokens / seq_s:.2f} tokens/s", flush=True)
     generator = BatchedGenerator(model, max_batch=args.requests)
     bat_texts, bat_tokens, bat_s = run_batched(generator, prompts, args.max_new_tokens)
     print(f"batched:    {bat_tokens} tokens in {bat_s:.1f} s = {bat_tokens / bat_s:.2f} tokens/s "
           f"(peak batch {generator.peak_batch}, {generator.steps} batched steps)", flush=True)
+    bat_decode = generator.decode_tokens / max(generator.decode_s, 1e-9)
+    print(f"decode only (no prefill): sequential {seq_decode:.2f} tokens/s, batched {bat_decode:.2f} tokens/s "
+          f"(prefills {generator.prefill_s:.1f} s of the batched run)", flush=True)
     generator.close()
     same = sum(a == b for a, b in zip(seq_texts, bat_texts))
     for q, a, b in zip(questions, seq_texts, bat_texts):
@@ -120,7 +127,8 @@ def main() -> None:
     latency = {"batched": [], "plain": []}
     for i in range(args.latency_runs):
         q = QUESTIONS[i % len(QUESTIONS)]
-        for name, assistant in (("batched", batched_assistant), ("plain", plain_assistant)):
+        pair = (("batched", batched_assistant), ("plain", plain_assistant))
+        for name, assistant in pair if i % 2 == 0 else pair[::-1]:   # neither always goes first
             t0 = time.perf_counter()
             assistant.ask(q)
             latency[name].append(time.perf_counter() - t0)
@@ -137,6 +145,9 @@ def main() -> None:
         "batched_tokens_per_s": round(bat_tokens / bat_s, 2),
         "speedup": round((bat_tokens / bat_s) / (seq_tokens / seq_s), 2),
         "batched_peak_batch": generator.peak_batch,
+        "sequential_decode_tokens_per_s": round(seq_decode, 2),
+        "batched_decode_tokens_per_s": round(bat_decode, 2),
+        "batched_prefill_s": round(generator.prefill_s, 2),
         "identical_answers": same, "answers_compared": len(prompts),
         "single_request_p50_s_batched_loop": round(statistics.median(latency["batched"]), 3),
         "single_request_p50_s_generate": round(statistics.median(latency["plain"]), 3),

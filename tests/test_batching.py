@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from test_assistant import small_sky, smollm2_dir  # noqa: F401  (fixtures)
 
 from astrovlm.assistant.batching import BatchedGenerator, GenerationCancelled
 from astrovlm.assistant.prompts import SYSTEM_PROMPT
 from astrovlm.errors import BadArgumentError
-from test_assistant import small_sky, smollm2_dir  # noqa: F401  (fixtures)
 
 torch.set_num_threads(2)
 

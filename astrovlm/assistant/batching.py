@@ -97,8 +97,10 @@ class BatchedGenerator:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
-        self.steps = 0          # batched decode steps run (for tests and benchmarks)
-        self.peak_batch = 0
+        # What the loop did (for tests and benchmarks): decode steps, the largest batch,
+        # seconds in prefills and in decode steps, and the tokens the decode steps made.
+        self.steps = self.peak_batch = self.decode_tokens = 0
+        self.prefill_s = self.decode_s = 0.0
 
     # ------------------------------------------------------------------ the caller's side
     def submit(self, messages: list[dict], features: dict | None = None, max_new_tokens: int = 96,
@@ -165,11 +167,17 @@ class BatchedGenerator:
                 joining = self._take_waiting()
                 if joining is None:
                     break
-                for request in joining:
-                    self._join(request)
-                self._drop_cancelled()
-                if self._rows:
-                    self._step()
+                try:
+                    for request in joining:
+                        self._join(request)
+                    self._drop_cancelled()
+                    if self._rows:
+                        self._step()
+                except Exception as exc:  # noqa: BLE001 - a bug here must not hang every caller
+                    log.exception("the generation loop failed; its requests end with the error")
+                    for r in joining + [row.request for row in self._rows]:
+                        self._finish(r, exc)
+                    self._rows, self._cache, self._mask = [], None, None
         for row in self._rows:
             self._finish(row.request, GenerationCancelled("the generator was shut down"))
         self._rows, self._cache, self._mask = [], None, None
@@ -215,6 +223,7 @@ class BatchedGenerator:
         if request.cancelled:
             self._finish(request)
             return
+        t0 = time.perf_counter()
         try:
             from transformers import DynamicCache
 
@@ -229,20 +238,22 @@ class BatchedGenerator:
                                 position_ids=torch.arange(n, device=ids.device).unsqueeze(0),
                                 cache=cache, use_cache=True, logits_to_keep=1)
             token = int(out.logits[0, -1].argmax())
+            odd = [type(la).__name__ for la in cache.layers if type(la).__name__ != "DynamicLayer"]
+            if odd:   # sliding-window or static layers cannot be stacked as below
+                raise IncompatibleError(f"batched generation needs full-attention caches (found {odd[0]})",
+                                        field="language_model")
         except Exception as exc:  # noqa: BLE001 - this request fails, the loop goes on
             log.warning("a generation request failed in its prefill: %s", exc)
             self._finish(request, exc)
             return
+        finally:
+            self.prefill_s += time.perf_counter() - t0
         if self._emit(request, token):
             return
         self._merge(cache, _Row(request, n, token))
 
     def _merge(self, cache, row: _Row) -> None:
         """Stack a prefilled cache onto the batch's, left-padding the shorter side."""
-        for layer in cache.layers:
-            if type(layer).__name__ != "DynamicLayer":
-                raise IncompatibleError("batched generation supports full-attention caches only "
-                                        f"(found {type(layer).__name__})", field="language_model")
         if self._cache is None:
             self._cache, self._mask = cache, torch.ones(1, row.length, dtype=torch.long)
             self._rows = [row]
@@ -263,6 +274,7 @@ class BatchedGenerator:
         rows = self._rows
         self.peak_batch = max(self.peak_batch, len(rows))
         device = self.model.device
+        t0 = time.perf_counter()
         try:
             ids = torch.tensor([[r.next_token] for r in rows], device=device)
             positions = torch.tensor([[r.length] for r in rows], device=device)
@@ -277,6 +289,8 @@ class BatchedGenerator:
             self._rows, self._cache, self._mask = [], None, None
             return
         self.steps += 1
+        self.decode_tokens += len(rows)
+        self.decode_s += time.perf_counter() - t0
         keep = []
         for i, (row, token) in enumerate(zip(rows, tokens)):
             row.length += 1
