@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_assistant import small_sky, smollm2_dir  # noqa: F401  (fixtures)
+from test_assistant import small_sky, smollm2_dir, tiny_lm_dir, tiny_model  # noqa: F401  (fixtures)
 
 from astrovlm.assistant.batching import BatchedGenerator, GenerationCancelled
 from astrovlm.assistant.prompts import SYSTEM_PROMPT
@@ -141,3 +141,27 @@ def test_concurrent_assistant_answers_equal_unbatched_answers(real_model, small_
     assert all(answers[i].timings["prompt_tokens"] > 20 for i in range(2))
     assert batched.generator.peak_batch >= 1
     batched.generator.close()
+
+
+def test_an_idle_loop_lets_its_thread_go_and_a_new_request_starts_another(real_model, monkeypatch):
+    import astrovlm.assistant.batching as batching
+
+    monkeypatch.setattr(batching, "IDLE_EXIT_S", 0.2)
+    generator = BatchedGenerator(real_model)
+    assert generator.generate(chat("What is M57?"), max_new_tokens=2)
+    first = generator._thread
+    first.join(10)   # an idle thread would otherwise keep the model alive for ever
+    assert not first.is_alive() and generator._thread is None
+    assert generator.generate(chat("What is M13?"), max_new_tokens=2)
+    generator.close()
+
+
+def test_the_assistant_batches_for_the_model_it_holds_now(real_model, small_sky, tiny_lm_dir):  # noqa: F811
+    from astrovlm.assistant.rag import Assistant
+
+    assistant = Assistant(real_model, small_sky, max_new_tokens=3)
+    assert isinstance(assistant.generator, BatchedGenerator) and assistant.generator.model is real_model
+    assistant.model = tiny_model(tiny_lm_dir)   # as the CLI swaps in its llama.cpp backend
+    assert assistant.generator.model is assistant.model
+    assert assistant.ask("What is M57?").timings["new_tokens"] >= 1
+    assert Assistant(real_model, small_sky, batching=False).generator is real_model

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 8
 MAX_WAIT_S = 0.005   # how long an idle loop waits for company before starting a request
-_STOP = object()
+# An idle loop's thread ends after this long (the next request starts another): a thread
+# blocked for ever would keep its model, and every assistant made and dropped, alive.
+IDLE_EXIT_S = 10.0
+_STOP, _IDLE = object(), object()
 
 
 class GenerationCancelled(AstroVLMError):
@@ -113,8 +116,8 @@ class BatchedGenerator:
         stats.update(new_tokens=0, first_token_time=None, stopped=False)
         streamer = TextIteratorStreamer(self.model.tokenizer, skip_prompt=False, skip_special_tokens=True)
         request = Request(messages, dict(features or {}), max_new_tokens, stats, streamer)
+        self._queue.put(request)   # before the thread check: see _take_waiting's idle exit
         self._ensure_thread()
-        self._queue.put(request)
         return request
 
     def stream(self, messages: list[dict], features: dict | None = None, max_new_tokens: int = 96,
@@ -165,6 +168,8 @@ class BatchedGenerator:
         with torch.inference_mode():
             while True:
                 joining = self._take_waiting()
+                if joining is _IDLE:
+                    return   # nothing running, nothing queued: a new request starts a new thread
                 if joining is None:
                     break
                 try:
@@ -190,7 +195,8 @@ class BatchedGenerator:
                 self._finish(item, GenerationCancelled("the generator was shut down"))
 
     def _take_waiting(self) -> list[Request] | None:
-        """The requests that join at this step boundary (None: shut down). An idle loop
+        """The requests that join at this step boundary (None: shut down; ``_IDLE``: the
+        thread may end, nothing has come for ``IDLE_EXIT_S``). An idle loop
         blocks for the first one, then waits ``max_wait_s`` for others to start with it;
         a running loop takes only those already waiting."""
         taken: list[Request] = []
@@ -199,12 +205,16 @@ class BatchedGenerator:
         while len(taken) < self.max_batch - len(self._rows):
             try:
                 if idle and not taken:
-                    item = self._queue.get()
+                    item = self._queue.get(timeout=IDLE_EXIT_S)
                 elif idle:
                     item = self._queue.get(timeout=max(deadline - time.perf_counter(), 0))
                 else:
                     item = self._queue.get_nowait()
             except queue.Empty:
+                if idle and not taken and self._exit_if_still_idle():
+                    return _IDLE
+                if idle and not taken:
+                    continue
                 break
             if item is _STOP:
                 self._refuse(taken)
@@ -213,6 +223,15 @@ class BatchedGenerator:
             if len(taken) == 1:
                 deadline = time.perf_counter() + self.max_wait_s
         return taken
+
+    def _exit_if_still_idle(self) -> bool:
+        # Under the start lock: a request put before this check is seen here; one put after
+        # it finds no thread and starts a new one.
+        with self._start_lock:
+            if self._queue.empty():
+                self._thread = None
+                return True
+        return False
 
     def _refuse(self, requests: list[Request]) -> None:
         for r in requests:

@@ -23,6 +23,7 @@ alone (and cannot take attachments).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -36,6 +37,7 @@ from astrovlm.errors import BadArgumentError
 
 log = logging.getLogger(__name__)
 MAX_HISTORY_TURNS = 3
+_GENERATOR_LOCK = threading.Lock()
 
 
 @dataclass
@@ -111,14 +113,7 @@ class Assistant:
                                       k_literature=k_literature, literature_min_score=literature_min_score,
                                       exclude_objects=exclude_objects, allowed_splits=allowed_splits)
         self.max_new_tokens = max_new_tokens
-        # What generates the answers: the model itself, or one loop that batches the
-        # questions in flight (a lone question runs as fast through it, alone in the batch).
-        self.generator = model
-        if batching and model is not None:
-            from astrovlm.assistant.batching import BatchedGenerator, supports_batching
-
-            if supports_batching(model):
-                self.generator = BatchedGenerator(model, max_batch=max_batch)
+        self._batching, self._max_batch, self._generator = batching, max_batch, None
         # False for a language model whose projector was never trained (the no-LoRA baseline):
         # the attachment then reaches it only as text in the context.
         self.feed_features = feed_features
@@ -131,6 +126,20 @@ class Assistant:
                                                   allow_other=allow_other_encoder)
             for w in self.encoder_warnings:
                 log.warning("%s", w)
+
+    @property
+    def generator(self):
+        """What generates the answers: one loop that batches the questions in flight (a lone
+        question runs alone in it), or the model itself where it cannot be batched. Follows
+        ``self.model`` if it is swapped (the CLI's llama.cpp backend)."""
+        if self._batching and getattr(self._generator, "model", None) is not self.model:
+            from astrovlm.assistant.batching import BatchedGenerator, supports_batching
+
+            with _GENERATOR_LOCK:
+                if getattr(self._generator, "model", None) is not self.model:
+                    self._generator = (BatchedGenerator(self.model, max_batch=self._max_batch)
+                                       if supports_batching(self.model) else None)
+        return self._generator if self._generator is not None else self.model
 
     @property
     def resolver(self):
@@ -245,7 +254,7 @@ class _RecordingStream(StreamingAnswer):
     def __iter__(self):
         yield from self.inner
         self.answer = self.inner.answer
+        self.session._record(self.question, self.answer)
 
     def close(self) -> None:
         self.inner.close()
-        self.session._record(self.question, self.answer)
