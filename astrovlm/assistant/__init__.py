@@ -7,6 +7,7 @@
 - ``mentions``   which objects a question names (designations, common and star names)
 - ``context``    ``ContextBuilder``: the numbered sources for a question, through the one retriever
 - ``rag``        ``Assistant`` / ``ChatSession`` / ``Answer``: answer from the sources and cite them
+- ``batching``   ``BatchedGenerator``: one loop that generates concurrent answers in one batch
 - ``llamacpp``   an optional llama.cpp backend for the text-only path
 
     >>> from astrovlm import Sky
