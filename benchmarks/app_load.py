@@ -8,8 +8,10 @@ time until the duration is over or it has sent --max-requests; a request still r
 the end is waited for up to --grace seconds, then counted as an error. The run stops by
 itself.
 
-Reported: requests and errors (target 0) per endpoint, p50/p95 latency, throughput, and
-the server process's peak resident memory (VmHWM) and RSS sampled during the run.
+Reported: requests and errors (target 0) per endpoint, p50/p95 latency, throughput, the
+chat's aggregate answer tokens/s (each answer's text, without its notes and sources list,
+re-tokenised at the client with SmolLM2's tokenizer, over the run's wall time), and the
+server process's peak resident memory (VmHWM) and RSS sampled during the run.
 
     python benchmarks/app_load.py                    # 32 clients, 60 s, 8 of them chatting
     python benchmarks/app_load.py --clients 8 --duration 20 --chat-clients 2
@@ -87,10 +89,26 @@ class Recorder:
         self.lock = threading.Lock()
         self.latency: dict[str, list[float]] = {"search": [], "chat": []}
         self.errors: dict[str, list[str]] = {"search": [], "chat": []}
+        self.answer_tokens = 0
+        self._tokenizer = None
 
     def ok(self, kind: str, seconds: float) -> None:
         with self.lock:
             self.latency[kind].append(seconds)
+
+    def answer(self, markdown: str) -> None:
+        """Count an answer's tokens: its text before the notes and the sources list."""
+        from astrovlm.webapp.formatting import SOURCES_HEADING
+
+        text = markdown.split("\n\n" + SOURCES_HEADING)[0].split("\n\n*Note: ")[0].strip()
+        with self.lock:  # one tokenizer, used by one client thread at a time
+            if self._tokenizer is None:
+                from transformers import AutoTokenizer
+
+                from astrovlm.assistant.lm import ensure_smollm2_cached
+
+                self._tokenizer = AutoTokenizer.from_pretrained(ensure_smollm2_cached())
+            self.answer_tokens += len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def fail(self, kind: str, why: str) -> None:
         with self.lock:
@@ -121,6 +139,7 @@ def client_loop(i: int, url: str, kind: str, stop_at: float, max_requests: int, 
                 text = answer[0]["text"] if isinstance(answer, list) else str(answer)
                 if "Sources" not in text and "does not say" not in text:
                     raise RuntimeError(f"answer without sources: {text[:120]!r}")
+                rec.answer(text)
             rec.ok(kind, time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001 - every failure is counted
             rec.fail(kind, f"{type(exc).__name__}: {exc}")
@@ -207,6 +226,9 @@ def main() -> None:
             figures[f"{kind}_p50_s"] = round(float(np.percentile(lat, 50)), 3)
             figures[f"{kind}_p95_s"] = round(float(np.percentile(lat, 95)), 3)
             figures[f"{kind}_per_s"] = round(len(lat) / wall, 2)
+    if rec.latency["chat"]:
+        figures["chat_answer_tokens"] = rec.answer_tokens
+        figures["chat_tokens_per_s"] = round(rec.answer_tokens / wall, 2)
     figures["errors"] = errors
     figures["error_rate"] = round(errors / max(total, 1), 4)
     if rss:

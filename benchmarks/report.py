@@ -37,6 +37,9 @@ HEADLINE = [
     ("assistant_qa", "ours_cited_relevant", "assistant: cited sources relevant",
      "base_retrieval_answers_citing", "share of the base's answers that cite at all", ">= 0.9",
      lambda v, r: v >= 0.9),
+    ("generation_batching", "batched_tokens_per_s", "assistant: aggregate tokens/s, {requests} concurrent "
+     "answers, batched loop ({identical_answers}/{answers_compared} texts identical)", "sequential_tokens_per_s",
+     "one at a time", "> one at a time", lambda v, r: r is not None and v > r),
     ("app_load", "errors", "web app: errors, {clients} clients x {duration_s:g} s ({chat_clients} chatting; "
      "search p50 / p95 {search_p50_s} / {search_p95_s} s)", None, None, "0", lambda v, r: v == 0),
     ("ingest_throughput", "ingest_files_per_s", "FITS ingest, files/s", "getdata_files_per_s",

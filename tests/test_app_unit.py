@@ -285,9 +285,11 @@ def test_a_running_answer_can_be_cancelled(server):
 def test_queue_is_bounded(server):
     from gradio_client.exceptions import AppError
 
-    # Chat runs one at a time; with UNIT_QUEUE_SIZE waiting, the rest are turned away at once
-    # with a message rather than piling up on the server.
-    questions = [f"What is M{n}?" for n in (13, 31, 42, 51, 57, 81, 82, 87, 97, 104)]
+    # Chat runs LLM_CONCURRENCY at a time (batched); with UNIT_QUEUE_SIZE waiting, the rest
+    # are turned away at once with a message rather than piling up on the server.
+    from astrovlm.webapp.ui import LLM_CONCURRENCY
+
+    questions = [f"What is M{n}?" for n in (13, 31, 42, 51, 57, 81, 82, 87, 97, 104, 1, 2, 3, 4, 5, 6)]
     jobs = [server.client.submit({"text": q, "files": []}, [], api_name="/chat") for q in questions]
     answered, refused = 0, []
     for job in jobs:
@@ -298,7 +300,7 @@ def test_queue_is_bounded(server):
             refused.append(str(exc))
     assert answered >= 1
     assert refused and all("Queue is full" in r for r in refused), refused
-    assert answered <= UNIT_QUEUE_SIZE + 1 + 1   # the running one, the queued ones (+1 for timing)
+    assert answered <= UNIT_QUEUE_SIZE + LLM_CONCURRENCY + 1   # running, queued (+1 for timing)
 
 
 def _text(message) -> str:

@@ -11,7 +11,9 @@
   ``catalog_parse`` (question -> query), ``catalog_query`` (the tables), ``catalog_answer``
   (rows -> cited sentences), ``stars`` (a named star's parallax distance), ``derived``
   (Planck18 distances, physical size, altitude/azimuth), ``constellations``,
-  ``names_in_context`` ("Triangulum" the galaxy or the constellation, "the Pinwheel")
+  ``names_in_context`` ("Triangulum" the galaxy or the constellation, "the Pinwheel"),
+  ``overview`` (object overviews and comparisons)
+- ``batching``   ``BatchedGenerator``: one loop that generates concurrent answers in one batch
 - ``llamacpp``   an optional llama.cpp backend for the text-only path
 
     >>> from astrovlm import Sky

@@ -23,6 +23,7 @@ alone (and cannot take attachments).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -36,6 +37,7 @@ from astrovlm.errors import BadArgumentError
 
 log = logging.getLogger(__name__)
 MAX_HISTORY_TURNS = 3
+_GENERATOR_LOCK = threading.Lock()
 
 
 @dataclass
@@ -75,6 +77,12 @@ class StreamingAnswer:
             yield piece
         self.answer = self._finish("".join(chunks))
 
+    def close(self) -> None:
+        """Stop generating (the app's Stop): a batched request leaves the batch at once."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
     def result(self) -> Answer:
         """Drain the stream (if not yet) and return the answer."""
         if self.answer is None:
@@ -89,12 +97,15 @@ class Assistant:
     ``model``: an ``AstroLlava`` (or anything with its ``stream`` / ``count_tokens``);
     ``retriever``: the ``Retriever`` of ``Sky.open`` (None: catalog cards only). The
     remaining keywords shape the context (see ``ContextBuilder``) and the answer.
+    ``batching``: answer concurrent questions through one batched generation loop
+    (``batching.BatchedGenerator``, up to ``max_batch`` at once) when the model allows it.
     """
 
     def __init__(self, model, dataset=None, retriever=None, resolver=None, *,
                  max_question_chars: int = MAX_QUESTION_CHARS, max_new_tokens: int = 96,
                  k_literature: int = 2, literature_min_score: float = 0.5, feed_features: bool = True,
-                 exclude_objects=(), allowed_splits=None, allow_other_encoder: bool = False):
+                 exclude_objects=(), allowed_splits=None, allow_other_encoder: bool = False,
+                 batching: bool = True, max_batch: int = 8):
         if max_new_tokens < 1 or max_new_tokens > 512:
             raise BadArgumentError("max_new_tokens must be between 1 and 512", field="max_new_tokens")
         self.model, self.dataset, self.retriever = model, dataset, retriever
@@ -106,6 +117,7 @@ class Assistant:
         from astrovlm.assistant.direct import DirectAnswers
 
         self.direct = DirectAnswers(self.context, dataset)
+        self._batching, self._max_batch, self._generator = batching, max_batch, None
         # False for a language model whose projector was never trained (the no-LoRA baseline):
         # the attachment then reaches it only as text in the context.
         self.feed_features = feed_features
@@ -118,6 +130,20 @@ class Assistant:
                                                   allow_other=allow_other_encoder)
             for w in self.encoder_warnings:
                 log.warning("%s", w)
+
+    @property
+    def generator(self):
+        """What generates the answers: one loop that batches the questions in flight (a lone
+        question runs alone in it), or the model itself where it cannot be batched. Follows
+        ``self.model`` if it is swapped (the CLI's llama.cpp backend)."""
+        if self._batching and getattr(self._generator, "model", None) is not self.model:
+            from astrovlm.assistant.batching import BatchedGenerator, supports_batching
+
+            with _GENERATOR_LOCK:
+                if getattr(self._generator, "model", None) is not self.model:
+                    self._generator = (BatchedGenerator(self.model, max_batch=self._max_batch)
+                                       if supports_batching(self.model) else None)
+        return self._generator if self._generator is not None else self.model
 
     @property
     def resolver(self):
@@ -150,14 +176,14 @@ class Assistant:
             r.notes.append("nothing was retrieved for this question")
         features = {m: r.features[m] for m in fed}
         stats: dict = {}
-        pieces = self.model.stream(messages, features, self.max_new_tokens, stats=stats)
+        pieces = self.generator.stream(messages, features, self.max_new_tokens, stats=stats)
         if r.readings:   # say which object a name in context was taken as, before the answer
             pieces = _after(" ".join(r.readings) + " ", pieces)
 
         def finish(text: str) -> Answer:
             t_end = time.perf_counter()
             return self._answer(text.strip(), r, stats, t0, t_retrieved, t_end,
-                                self.model.count_tokens(messages))
+                                stats.get("prompt_tokens") or self.model.count_tokens(messages))
 
         streaming = StreamingAnswer(pieces, finish)
         return streaming if stream else streaming.result()
@@ -269,3 +295,6 @@ class _RecordingStream(StreamingAnswer):
         yield from self.inner
         self.answer = self.inner.answer
         self.session._record(self.question, self.answer)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -402,10 +402,13 @@ class SkyApp:
                 stream = assistant.ask(question, **{kind: item} if kind else {}, history=past,
                                        subjects=about, stream=True)
             shown = ""
-            for piece in stream:
-                shown += piece
-                history[-1]["content"] = shown
-                yield history, None, subjects
+            try:
+                for piece in stream:
+                    shown += piece
+                    history[-1]["content"] = shown
+                    yield history, None, subjects
+            finally:  # Stop closes this generator: the answer's generation ends with it
+                stream.close()
         except AstroVLMError as exc:
             raise public_error(exc, attachment) from None
         answer = stream.answer

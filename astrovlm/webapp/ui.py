@@ -18,6 +18,10 @@ from astrovlm.errors import AstroVLMError
 from astrovlm.webapp.sandbox import MAX_READERS
 from astrovlm.webapp.uploads import MAX_UPLOAD_MB, UPLOAD_SUFFIXES
 
+# Chats answered at once: the assistant's batched generation loop (assistant.batching,
+# MAX_BATCH) runs up to 8 answers in one forward pass per token; more wait in the queue.
+LLM_CONCURRENCY = 8
+
 log = logging.getLogger("astrovlm.webapp")
 
 SEARCH_MODALITIES = ["image", "spectrum", "any", "text"]
@@ -189,7 +193,7 @@ def build_blocks(app) -> gr.Blocks:
 
         ev_chat = chat_in.submit(on_page(chat), [chat_in, chatbot, chat_subjects],
                                  [chatbot, chat_in, chat_subjects], api_name="chat",
-                                 concurrency_id="llm", concurrency_limit=1)
+                                 concurrency_id="llm", concurrency_limit=LLM_CONCURRENCY)
         chat_stop.click(None, None, None, cancels=[ev_chat])
         chat_in.stop(None, None, None, cancels=[ev_chat])
         chat_clear.click(lambda: ([], None, []), None, [chatbot, chat_in, chat_subjects],
@@ -200,7 +204,7 @@ def build_blocks(app) -> gr.Blocks:
             """Answer one question about the sample sky; returns text, sources, notes."""
             return app.ask(question)
 
-        gr.api(on_page(ask), api_name="ask", concurrency_id="llm", concurrency_limit=1)
+        gr.api(on_page(ask), api_name="ask", concurrency_id="llm", concurrency_limit=LLM_CONCURRENCY)
 
         def show_object(name):
             view = app.object_view(name)
