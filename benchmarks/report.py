@@ -37,6 +37,14 @@ HEADLINE = [
     ("assistant_qa", "ours_cited_relevant", "assistant: cited sources relevant",
      "base_retrieval_answers_citing", "share of the base's answers that cite at all", ">= 0.9",
      lambda v, r: v >= 0.9),
+    ("text_descriptions", "image_test_plain_macro", "plain-language description -> image, p@10 (TEST split, "
+     "held-out set)", "image_test_catalog_macro", "catalog phrasing", "near the catalog phrasing", None),
+    ("text_descriptions", "spectrum_test_plain_macro", "plain-language description -> spectrum, p@10 (TEST split, "
+     "held-out set)", "spectrum_test_catalog_macro", "catalog phrasing", "near the catalog phrasing", None),
+    ("assistant_open", "ours_score", "assistant, held-out open questions: expected facts stated ({ours_coverage})",
+     "base_retrieval_score", "base SmolLM2 + retrieval", "", None),
+    ("assistant_open", "ours_flagged", "assistant, held-out open questions: answers with a contradiction",
+     "base_retrieval_flagged", "base SmolLM2 + retrieval", "", None),
     ("app_load", "errors", "web app: errors, {clients} clients x {duration_s:g} s ({chat_clients} chatting; "
      "search p50 / p95 {search_p50_s} / {search_p95_s} s)", None, None, "0", lambda v, r: v == 0),
     ("ingest_throughput", "ingest_files_per_s", "FITS ingest, files/s", "getdata_files_per_s",
