@@ -28,6 +28,7 @@ both turns for a follow-up).
     python benchmarks/assistant_open.py --systems ours                 # the whole set, ~ see JSON
     python benchmarks/assistant_open.py --limit 66 --systems base_retrieval --tag base
     python benchmarks/assistant_open.py --kinds count,list
+    python benchmarks/assistant_open.py --regrade        # the saved answers, graded again
 """
 
 from __future__ import annotations
@@ -120,6 +121,43 @@ def summarise(rows: list[dict], prefix: str) -> dict:
     return out
 
 
+def same_subset(rows: list[dict]) -> dict:
+    """``ours`` on exactly the questions the base model answered (when it got a smaller subset),
+    so the two compare on the same questions."""
+    base_ids = {r["id"] for r in rows if r["system"] == "base_retrieval"}
+    ours = [r for r in rows if r["system"] == "ours"]
+    if not base_ids or not ours or base_ids == {r["id"] for r in ours}:
+        return {}
+    return summarise([r for r in ours if r["id"] in base_ids], "ours_on_base_subset")
+
+
+def regrade(out_name: str, set_path: Path) -> int:
+    """Grade the saved answers again with the current grader (no model runs) and rewrite the
+    summaries of ``results/OUT_NAME.json``; cited-source figures are kept as measured."""
+    qs = {q["id"]: q for q in load_set(set_path)}
+    answers = RESULTS / f"{out_name}_answers.jsonl"
+    rows = [json.loads(x) for x in open(answers, encoding="utf-8")]
+    for r in rows:
+        r.update(grade(qs[r["id"]], r["answer"]))
+        if "first_answer" in r:
+            first_q = {"expected": {"facts": qs[r["id"]]["expected"].get("first_turn_facts", [])}}
+            r["first_turn_score"] = grade(first_q, r["first_answer"])["score"]
+    old = json.loads((RESULTS / f"{out_name}.json").read_text())
+    figures = {k: v for k, v in old.items() if k not in ("n", "command", "machine", "date")}
+    for system in sorted({r["system"] for r in rows}):
+        mine = [r for r in rows if r["system"] == system]
+        figures.update(summarise(mine, system))
+        for kind in sorted({r["kind"] for r in mine}):
+            figures.update(summarise([r for r in mine if r["kind"] == kind], f"{system}_{kind}"))
+    figures.update(same_subset(rows))
+    figures["answered_by"] = old.get("answered_by", old.get("command"))
+    tmp = answers.with_name(f".{answers.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(answers)
+    write_results(out_name, figures, old.get("n", len(rows)))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, help="at most N questions, stratified over the kinds")
@@ -128,7 +166,11 @@ def main(argv=None) -> int:
     ap.add_argument("--limit-base", type=int, help="a smaller stratified subset for base_retrieval")
     ap.add_argument("--set", type=Path, default=SET)
     ap.add_argument("--tag", default="", help="results name suffix (assistant_open_TAG.json)")
+    ap.add_argument("--regrade", action="store_true",
+                    help="grade the saved answers again with the current grader (no model runs)")
     args = ap.parse_args(argv)
+    if args.regrade:
+        return regrade("assistant_open" + (f"_{args.tag}" if args.tag else ""), args.set)
     systems = [s for s in args.systems.split(",") if s]
     if set(systems) - set(SYSTEMS):
         ap.error(f"unknown systems {set(systems) - set(SYSTEMS)}")
@@ -195,6 +237,7 @@ def main(argv=None) -> int:
               flush=True)
         figures[f"{name}_coverage"] = ("full set" if len(qs) == n_set else
                                        f"stratified subset: {len(qs)} of {n_set} (round-robin over kinds, file order)")
+    figures.update(same_subset(rows))
     figures.update({"load_s": round(load_s, 2), "max_new_tokens": ours.max_new_tokens,
                     "threads": torch.get_num_threads(), "set_size": n_set,
                     "set": "benchmarks/data/open_questions.jsonl (held out, written 2026-12-02 before training)"})

@@ -161,6 +161,13 @@ def first_named(text_n: str, groups: list[list[str]]) -> int | None:
 
 
 TYPE_SYNONYMS = dict(IMAGE_SYNONYMS)
+# A proper name that ends in a class word ("the Helix Nebula", "the Needle Galaxy") names no class.
+CLASS_WORDS = r"(?:Globular|Open|Planetary|Spiral|Barred|Elliptical|Lenticular|Irregular|Emission|Reflection|Dark|Star|HII|H II)"
+PROPER_NAME = re.compile(r"\b(?!" + CLASS_WORDS + r"\b)(?:[A-Z][\w'-]*\s+)+(?:Nebula|Galaxy|Cluster|Cloud)\b")
+
+
+def without_proper_names(text: str) -> str:
+    return PROPER_NAME.sub(" ", text)
 
 
 def check_fact(f: dict, text: str, t: str, several: bool = False) -> tuple[bool, str | None]:
@@ -170,7 +177,7 @@ def check_fact(f: dict, text: str, t: str, several: bool = False) -> tuple[bool,
     if kind == "type" and several:
         return any(has_word(t, s) >= 0 for s in f["any"]), None
     if kind == "type":
-        got = first_class(text, TYPE_SYNONYMS)
+        got = first_class(without_proper_names(text), TYPE_SYNONYMS)
         if f["class"] == "star":
             ok = has_word(t, "star") >= 0 and got is None
             return ok, (f"called a {got}, not a star" if got else None)

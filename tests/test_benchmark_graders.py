@@ -122,3 +122,10 @@ def test_two_objects_types_and_list_names_inside_names():
     lst = q({"items": [["Gienah Corvi"], ["Kraz"]], "exclude": ["Gienah", "Deneb"]}, kind="list")
     assert not grade(lst, "Gienah Corvi and Kraz.")["flagged"]
     assert grade(lst, "Gienah Corvi, Kraz and Deneb.")["flagged"]
+
+
+def test_a_proper_name_is_not_a_class():
+    pn = {"fact": "type", "any": ["planetary nebula"], "class": "planetary nebula"}
+    g = grade(q({"facts": [pn]}), "The Helix Nebula is a planetary nebula in Aquarius [1].")
+    assert g["score"] == 1 and not g["flagged"]
+    assert grade(q({"facts": [GC_TYPE]}), "M10 is a Globular Cluster.")["score"] == 1
