@@ -40,6 +40,16 @@ HEADLINE = [
     ("generation_batching", "batched_tokens_per_s", "assistant: aggregate tokens/s, {requests} concurrent "
      "answers, batched loop ({identical_answers}/{answers_compared} texts identical)", "sequential_tokens_per_s",
      "one at a time", "> one at a time", lambda v, r: r is not None and v > r),
+    ("text_descriptions", "image_test_plain_macro", "plain-language description -> image, p@10 (TEST split, "
+     "held-out set)", "image_test_catalog_macro", "catalog phrasing", "near the catalog phrasing", None),
+    ("text_descriptions", "spectrum_test_plain_macro", "plain-language description -> spectrum, p@10 (TEST split, "
+     "held-out set)", "spectrum_test_catalog_macro", "catalog phrasing", "near the catalog phrasing", None),
+    ("assistant_open", "ours_on_base_subset_score", "assistant, held-out open questions: expected facts stated "
+     "(the base's {base_retrieval_n} questions; on {ours_n}: {ours_score})",
+     "base_retrieval_score", "base SmolLM2 + retrieval", "", None),
+    ("assistant_open", "ours_on_base_subset_flagged", "assistant, held-out open questions: answers with a "
+     "contradiction (the base's {base_retrieval_n} questions; on {ours_n}: {ours_flagged})",
+     "base_retrieval_flagged", "base SmolLM2 + retrieval", "", None),
     ("app_load", "errors", "web app: errors, {clients} clients x {duration_s:g} s ({chat_clients} chatting; "
      "search p50 / p95 {search_p50_s} / {search_p95_s} s)", None, None, "0", lambda v, r: v == 0),
     ("ingest_throughput", "ingest_files_per_s", "FITS ingest, files/s", "getdata_files_per_s",
