@@ -17,7 +17,12 @@ Templates cover different rest ranges (the FAST MK standards stop at 5400 Angstr
 template's chi^2 is over all the spectrum's pixels, so they compare: where a template does not
 reach at a trial z, the model is a smooth continuum (a polynomial of its own), so light with
 features the template cannot explain costs chi^2 and a featureless stretch costs little. A
-trial needs ``MIN_COVERAGE`` of the pixels covered by the template itself.
+trial needs ``MIN_COVERAGE`` of the pixels covered by the template itself. Templates are ranked
+by ``score`` = chi^2 + ``UNCOVERED_PENALTY`` per pixel left to the continuum: a prior for the
+template that explains the light with physics over a smooth curve that merely does not
+contradict it (without it a featureless blue O star is "fitted" by a galaxy template at z 0.85
+covering its red third; 3 was chosen on the VAL split among 0, 0.3, 1, 3, 10 with
+``benchmarks/redshift.py --penalty-sweep``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ MIN_COVERAGE = 0.35                 # fraction of a spectrum's pixels a template
 WAVE_RANGE_AA = (1000.0, 26000.0)   # 0.1-2.6 micron: what the fit accepts (pixels outside are dropped)
 DELTA_CHI2_WARN = 9.0               # redrock's SMALL_DELTA_CHI2 threshold
 N_REFINE = 6                        # coarse minima refined on a fine grid
+UNCOVERED_PENALTY = 3.0             # chi^2 added per pixel a template leaves to the continuum (VAL)
 SCAN_DLOG10 = 4e-4                  # the coarse scan bins finer spectra to this (R ~ 1100)
 
 # Trial redshift grids per template kind: (z_min, z_max, step in ln(1+z)). Stars: +-600 km/s.
@@ -335,6 +341,11 @@ def z_grid(kind: str, z_range: tuple[float, float] | None = None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the result
+def _rounded(x: float, digits: int = 7):
+    """JSON-safe: None where there is no number (z_err at a grid limit has no curvature)."""
+    return round(float(x), digits) if np.isfinite(x) else None
+
+
 @dataclass
 class TemplateMatch:
     template: str
@@ -345,6 +356,7 @@ class TemplateMatch:
     chi2: float             # over all the spectrum's usable pixels
     npix_covered: int       # of them, those the template reaches at z
     dof: int                # usable pixels minus fitted coefficients
+    score: float            # chi2 + UNCOVERED_PENALTY per uncovered pixel: what ranks matches
 
     @property
     def rchi2(self) -> float:
@@ -352,8 +364,9 @@ class TemplateMatch:
 
     def to_dict(self) -> dict:
         return {"template": self.template, "class": self.spectral_class, "subclass": self.subclass,
-                "z": round(self.z, 6), "z_err": round(self.z_err, 6), "chi2": round(self.chi2, 2),
-                "rchi2": round(self.rchi2, 4), "npix_covered": self.npix_covered}
+                "z": round(self.z, 6), "z_err": _rounded(self.z_err), "chi2": round(self.chi2, 2),
+                "rchi2": round(self.rchi2, 4), "npix_covered": self.npix_covered,
+                "score": round(self.score, 2)}
 
 
 @dataclass
@@ -387,14 +400,15 @@ class TemplateFitResult:
 
     @property
     def delta_chi2_class(self) -> float:
-        """chi^2 of the best other class minus the best's (inf when one class fits at all)."""
-        scores = [m.chi2 for m in self.per_class.values()]
+        """Score (chi^2 + coverage penalty) of the best other class minus the best's (inf when
+        one class fits at all)."""
+        scores = [m.score for m in self.per_class.values()]
         return float(scores[1] - scores[0]) if len(scores) > 1 else float("inf")
 
     def class_likelihood(self, temperature: float = 1.0) -> dict[str, float]:
         """exp(-delta chi^2 / (2 T)) over the classes that fit, normalised (T = 1: the
         likelihood ratio itself; larger T tempers it for templates that are not the source)."""
-        d = np.array([m.chi2 for m in self.per_class.values()])
+        d = np.array([m.score for m in self.per_class.values()])
         p = np.exp(-(d - d.min()) / (2 * temperature))
         p /= p.sum()
         return {c: float(x) for c, x in zip(self.per_class, p)}
@@ -402,7 +416,7 @@ class TemplateFitResult:
     def to_dict(self) -> dict:
         fin = lambda x: round(x, 3) if np.isfinite(x) else None  # noqa: E731
         return {"class": self.spectral_class, "subclass": self.subclass, "z": round(self.z, 6),
-                "z_err": round(self.z_err, 6), "template": self.best.template,
+                "z_err": _rounded(self.z_err), "template": self.best.template,
                 "chi2": round(self.best.chi2, 2), "rchi2": round(self.best.rchi2, 4),
                 "delta_chi2": fin(self.delta_chi2), "delta_chi2_class": fin(self.delta_chi2_class),
                 "zwarn": self.zwarn, "warnings": self.warnings, "npix": self.npix,
@@ -422,16 +436,21 @@ def _local_minima(c: np.ndarray) -> np.ndarray:
 
 
 def _refine(data: _Data, ts1: TemplateSet, z0: float, step: float, kind: str):
-    """Fine scan of one template around a coarse minimum; parabola through the lowest three."""
+    """Fine scan of one template around a coarse minimum (moved along while the minimum sits
+    at the window's edge); parabola through the lowest three points."""
     lo, hi, _ = Z_GRIDS[kind]
-    ln = np.log1p(z0) + np.linspace(-1.5 * step, 1.5 * step, 31)
-    zs = np.clip(np.expm1(ln), lo, hi)
-    zs = np.unique(zs)
-    chi2, ncov, amp = _chi2_grid(data, ts1, zs, fixed_run=True)
-    c = chi2[0]
-    if not np.isfinite(c).any():
-        return None
-    i = int(np.nanargmin(np.where(np.isfinite(c), c, np.nan)))
+    centre = np.log1p(z0)
+    for _ in range(4):
+        zs = np.unique(np.clip(np.expm1(centre + np.linspace(-1.5 * step, 1.5 * step, 31)), lo, hi))
+        chi2, ncov, amp = _chi2_grid(data, ts1, zs, fixed_run=True)
+        c = chi2[0]
+        if not np.isfinite(c).any():
+            return None
+        i = int(np.nanargmin(np.where(np.isfinite(c), c, np.nan)))
+        at_window_edge = i in (0, len(zs) - 1) and lo < zs[i] < hi
+        if not at_window_edge:
+            break
+        centre = np.log1p(zs[i])
     z_best, c_best, z_err = zs[i], c[i], np.nan
     if 0 < i < len(zs) - 1 and np.isfinite(c[i - 1:i + 2]).all():
         x, y = zs[i - 1:i + 2], c[i - 1:i + 2]
@@ -446,12 +465,13 @@ def _refine(data: _Data, ts1: TemplateSet, z0: float, step: float, kind: str):
 
 
 def fit_spectrum(spectrum, templates: TemplateSet | None = None, *, z_range: tuple[float, float] | None = None,
-                 classes: list[str] | None = None, n_tilt: int = N_TILT) -> TemplateFitResult:
+                 classes: list[str] | None = None, n_tilt: int = N_TILT,
+                 uncovered_penalty: float = UNCOVERED_PENALTY) -> TemplateFitResult:
     """Fit ``spectrum`` (a ``Spectrum`` or a file) with every template over its redshift grid.
 
     ``templates``: default the sample sky's train-split real spectra (``train_templates``).
     ``z_range``: limit the trial redshifts (each kind keeps its own grid inside it).
-    ``classes``: fit only templates of these classes.
+    ``classes``: fit only templates of these classes. ``uncovered_penalty``: see the module.
     """
     if not isinstance(spectrum, Spectrum):
         from astrovlm.data.readers import read_spectrum
@@ -468,13 +488,15 @@ def fit_spectrum(spectrum, templates: TemplateSet | None = None, *, z_range: tup
     npix = len(data.flux)
     scan = _binned(data)
 
-    coarse = []   # (chi2, template index, z, kind, step)
+    coarse = []   # (score, template index, z, kind, step)
     for kind in ("star", "galaxy", "quasar"):
         idx = [i for i, c in enumerate(ts.classes) if kind_of(c) == kind]
         zs = z_grid(kind, z_range)
         if not idx or not len(zs):
             continue
-        eff, _, _ = _chi2_grid(scan, ts.subset(idx), zs, coarse=True)
+        chi2, ncov, _ = _chi2_grid(scan, ts.subset(idx), zs, coarse=True)
+        # The penalty in the spectrum's own pixels (the scan's are binned).
+        eff = chi2 + uncovered_penalty * npix * (1 - ncov / len(scan.flux))
         step = Z_GRIDS[kind][2]
         for row, ti in enumerate(idx):
             for j in _local_minima(eff[row]):
@@ -503,11 +525,11 @@ def fit_spectrum(spectrum, templates: TemplateSet | None = None, *, z_range: tup
         z, z_err, c2, ncov, amp, edge = got
         lo, hi, _ = Z_GRIDS[kind]
         m = TemplateMatch(ts.names[ti], ts.classes[ti], ts.subclasses[ti], z, z_err, c2, ncov,
-                          npix - 2 * n_tilt)
+                          npix - 2 * n_tilt, c2 + uncovered_penalty * (npix - ncov))
         at_edge[id(m)] = edge and (z <= lo + 1e-9 or z >= hi - 1e-9)
         amps[id(m)] = amp
         matches.append(m)
-    matches.sort(key=lambda m: m.chi2)
+    matches.sort(key=lambda m: m.score)
     # Distinct minima: the same template within 1000 km/s is one solution (redrock's rule).
     distinct = []
     for m in matches:
@@ -522,7 +544,7 @@ def fit_spectrum(spectrum, templates: TemplateSet | None = None, *, z_range: tup
         warn.append("LITTLE_COVERAGE")
     second = next((m for m in distinct[1:] if m.spectral_class != best.spectral_class
                    or abs(m.z - best.z) / (1 + best.z) >= 1000 / 299792.458), None)
-    delta = float("inf") if second is None else second.chi2 - best.chi2
+    delta = float("inf") if second is None else second.score - best.score
     if delta < DELTA_CHI2_WARN:
         warn.append("SMALL_DELTA_CHI2")
     if amps.get(id(best), 1.0) <= 0:
