@@ -29,9 +29,10 @@ def test_templates_are_the_train_split_real_spectra_and_never_the_reserved_stars
     assert set(ts.names) <= train and not set(ts.names) & held_out
     assert len(ts) >= 30 and {"galaxy", "quasar", "M star"} <= set(ts.classes)
     assert not any(is_reserved(n) for n in ts.names)
-    for name in ("Vega", "alpha Lyr", "alpha_lyr_stis_010", "HD 172167", "Sun", "sun_reference_stis_002"):
+    for name in ("Vega", "alpha Lyr", "alpha_lyr_stis_010", "HD 172167", "Sun", "sun_reference_stis_002",
+                 "calspec:alpha_lyr_mod_004"):
         assert is_reserved(name), name
-    assert not is_reserved("sdssGstar2") and not is_reserved("HD 126053")
+    assert not is_reserved("sdssGstar2") and not is_reserved("HD 126053") and not is_reserved("HR 70010")
 
 
 def test_recovers_the_redshift_of_a_template_moved_to_known_z_within_its_error(sample_sky):
@@ -144,3 +145,19 @@ def test_cli_classify_json_includes_the_template_fit(sample_sky, tmp_path, capsy
     assert fit["best_by_class"][0]["chi2"] <= fit["best_by_class"][-1]["chi2"]
     assert abs(fit["z"] - rec.redshift) / (1 + rec.redshift) < 0.01
     assert "label" in out                       # the zero-shot answer is still there, beside it
+
+
+def test_a_reserved_star_or_a_held_out_spectrum_never_becomes_a_template(sample_sky, tmp_path):
+    import shutil
+
+    # A dataset whose train split holds a spectrum named Vega, one of the Sun, and a val one.
+    rows = []
+    for name, split in (("sdssM3star", "train"), ("alpha_lyr_stis_010", "train"), ("Sun", "train"),
+                        ("sdssGstar2", "val")):
+        rec, _ = _real(sample_sky, "sdssM3star" if name not in ("sdssGstar2",) else name)
+        shutil.copy(sample_sky.path(rec.path), tmp_path / f"{name}.fits")
+        rows.append({"spectrum_id": f"test:{name}", "object_id": None, "path": f"{name}.fits",
+                     "spectral_class": rec.spectral_class, "template": name, "split": split})
+    (tmp_path / "objects.jsonl").write_text("")
+    (tmp_path / "spectra.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert train_templates(tmp_path).names == ["sdssM3star"]

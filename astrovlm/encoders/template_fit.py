@@ -68,9 +68,12 @@ def kind_of(spectral_class: str) -> str:
 
 
 def is_reserved(*names) -> bool:
-    keys = [str(n).lower().replace("_", " ").strip() for n in names if n]
-    return any(k == r.replace("_", " ") or k.startswith(r.replace("_", " ") + " ") or k.startswith(r)
-               for k in keys for r in RESERVED_NAMES)
+    """Whether any of the names is the Sun's or Vega's (a whole name or its first words:
+    "alpha_lyr_stis_010", "sun_reference_stis_002", "HD 172167")."""
+    # An id's source prefix ("rvsao:", "calspec:") is not part of the name.
+    keys = [str(n).rsplit(":", 1)[-1].lower().replace("_", " ").strip() for n in names if n]
+    words = [r.replace("_", " ") for r in RESERVED_NAMES]
+    return any(k == r or k.startswith(r + " ") for k in keys for r in words)
 
 
 # ----------------------------------------------------------------------------- templates
