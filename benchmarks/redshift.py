@@ -210,9 +210,9 @@ def main(argv=None):
         loglik = np.full((len(items), len(classes)), -1e6)
         for i, f in enumerate(fits):
             if f:
-                best = min(m.chi2 for m in f.per_class.values())
+                best = min(m.score for m in f.per_class.values())
                 for c, m in f.per_class.items():
-                    loglik[i, classes.index(c)] = -(m.chi2 - best) / 2
+                    loglik[i, classes.index(c)] = -(m.score - best) / 2
         # Spectra the encoder refuses count as misses of the references (chance z, uniform p).
         emb, ok = embed_each(enc, specs)
         zs_prob = np.full((len(specs), len(classes)), 1 / len(classes))

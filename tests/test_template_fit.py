@@ -94,6 +94,9 @@ def test_any_grid_and_frequency_axes_give_the_same_fit(sample_sky, tmp_path):
     # F_nu is turned into F_lambda before the fit: the same chi^2 as the F_lambda spectrum's.
     as_fnu = Spectrum(spec.wavelength, fnu, spec.ivar / lam**4, flux_unit="Jy")
     assert fit_spectrum(as_fnu, ts).best.chi2 == pytest.approx(fit_spectrum(spec, ts).best.chi2, rel=1e-6)
+    # A constant ivar (or none, as in the table) carries no noise level: it is estimated.
+    assert fit_spectrum(linear, ts).ivar_estimated and by_freq.ivar_estimated
+    assert not fit_spectrum(spec, ts).ivar_estimated
     for fit in (fit_spectrum(linear, ts), by_freq):
         assert fit.spectral_class == "M star"
         assert fit.best.template == "sdssM3star"

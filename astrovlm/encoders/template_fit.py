@@ -214,9 +214,11 @@ def _prepare(spec: Spectrum, n_tilt: int) -> _Data:
     order = np.argsort(lam[inside])
     loglam = np.log10(lam[inside][order])
     f = flux[inside][order]
-    estimated = ivar is None
+    # A constant ivar says nothing of the noise level: it is what a file without errors gets
+    # (astrovlm's writer stores 1.0; the RVSAO composites and FAST spectra have none).
+    estimated = ivar is None or np.ptp(ivar[inside]) == 0
     if estimated:
-        # No noise given: the scatter of neighbouring pixels (MAD of first differences / sqrt 2).
+        # The scatter of neighbouring pixels (MAD of first differences / sqrt 2).
         sigma = 1.4826 * np.median(np.abs(np.diff(f))) / np.sqrt(2) or 1.0
         w = np.full_like(f, 1 / sigma**2)
     else:
