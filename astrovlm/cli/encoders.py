@@ -13,7 +13,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="zero-shot classify an image or spectrum file from text labels",
                        description="Zero-shot classification of a FITS/PNG/JPEG image or a FITS spectrum "
                                    "against text labels. Give --image and --spectrum of one object to fuse "
-                                   "both; the answer says how much each modality contributed.")
+                                   "both; the answer says how much each modality contributed. A spectrum "
+                                   "also gets a chi-square template fit over a redshift grid (class, z +- "
+                                   "err, the best templates' chi2), beside the zero-shot answer.")
     p.add_argument("file", nargs="?", help="an image or spectrum file (its kind is detected)")
     p.add_argument("--image", help="an image file of the object")
     p.add_argument("--spectrum", help="a spectrum file of the same object")
@@ -56,7 +58,35 @@ def _text(result: dict) -> str:
         lines.append(f"  {p:6.1%}  {'#' * int(round(p * 30)):<30}  {lab}")
     if len(result["contributions"]) > 1:
         lines.append("contributions: " + ", ".join(f"{m} {c:.0%}" for m, c in result["contributions"].items()))
+    if "template_fit" in result:
+        lines.append(_template_fit_text(result["template_fit"]))
     return "\n".join(lines)
+
+
+def _template_fit_text(fit: dict) -> str:
+    if "error" in fit:
+        return f"template fit: not made ({fit['error']})"
+    flags = f"  ZWARNING {fit['zwarn']}: {', '.join(fit['warnings'])}" if fit["warnings"] else ""
+    dc = fit["delta_chi2_class"]
+    err = "(no curvature: at the grid's limit)" if fit["z_err"] is None else f"{fit['z_err']:.5f}"
+    lines = [f"template fit: {fit['class']} ({fit['subclass']}), z = {fit['z']:.5f} +- {err}"
+             f"{'' if dc is None else f', delta chi2 to the next class {dc:.1f}'}{flags}"]
+    for m in fit["best_by_class"][:4]:
+        lines.append(f"  chi2 {m['chi2']:12.1f}  (reduced {m['rchi2']:8.3f})  z={m['z']:.5f}  "
+                     f"{m['class']}: {m['template']}")
+    return "\n".join(lines)
+
+
+def _template_fit(spectrum) -> dict:
+    """The chi-square template fit of a spectrum, or why it was not made (the zero-shot answer
+    stands on its own: a spectrum the templates do not cover still gets one)."""
+    from astrovlm.encoders.template_fit import fit_spectrum
+    from astrovlm.errors import AstroVLMError
+
+    try:
+        return fit_spectrum(spectrum).to_dict()
+    except AstroVLMError as exc:
+        return {"error": str(exc)}
 
 
 def run_classify(args) -> int:
@@ -76,6 +106,8 @@ def run_classify(args) -> int:
     labels = args.labels if args.labels is not None else None
     result = classify(encoder, image=image, spectrum=spectrum, labels=labels, views=args.views).to_dict()
     result["files"] = {k: v for k, v in (("image", image), ("spectrum", spectrum)) if v}
+    if spectrum is not None:
+        result["template_fit"] = _template_fit(spectrum)
     emit(result, args.json, _text)
     return 0
 
