@@ -81,15 +81,21 @@ def ask(assistant, q: dict, root: Path) -> dict:
     att = q.get("attachment") or {}
     image = str(root / att["image"]) if "image" in att else None
     spectrum = str(root / att["spectrum"]) if "spectrum" in att else None
+    from astrovlm.assistant.rag import Answer
+    from astrovlm.errors import AstroVLMError
+
     t0 = time.perf_counter()
     first = None
-    if "turns" in q:
-        chat = ChatSession(assistant)
-        first = chat.ask(q["turns"][0], image, spectrum)
-        for turn in q["turns"][1:]:
-            answer = chat.ask(turn)
-    else:
-        answer = assistant.ask(q["question"], image, spectrum)
+    try:
+        if "turns" in q:
+            chat = ChatSession(assistant)
+            first = chat.ask(q["turns"][0], image, spectrum)
+            for turn in q["turns"][1:]:
+                answer = chat.ask(turn)
+        else:
+            answer = assistant.ask(q["question"], image, spectrum)
+    except AstroVLMError as exc:  # what the CLI and the app show for it: graded as the answer
+        answer = Answer(str(exc), notes=["error"])
     return {"answer": answer, "first": first, "seconds": time.perf_counter() - t0}
 
 
