@@ -234,6 +234,7 @@ def main(argv=None) -> int:
     ap.add_argument("--index", help="index folder (default: the sample sky's index)")
     ap.add_argument("--encoder", help="encoder folder (default: the shipped encoder)")
     ap.add_argument("--skip-baselines", action="store_true", help="only our model (quick checks)")
+    ap.add_argument("--tag", help="results name suffix (assistant_qa_TAG.json), to keep a full run beside")
     ap.add_argument("--split", choices=("test", "val"), default="test",
                     help="whose objects are asked about: test (the held-out figures) or val (development)")
     args = ap.parse_args(argv)
@@ -315,6 +316,8 @@ def main(argv=None) -> int:
         figures[f"n_{kind}"] = sum(q["kind"] == kind for q in questions)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "assistant_qa" if args.split == "test" else f"assistant_qa_{args.split}"
+    if args.tag:
+        name += f"_{args.tag}"
     with open(RESULTS / f"{name}_answers.jsonl", "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, default=str) + "\n")

@@ -298,7 +298,10 @@ def poisoned(sky, shipped, user, variant):
     try:
         ds = copy.copy(sky.dataset)
         ds.passages = sky.dataset.passages + mine
-        yield Assistant(shipped.model, ds, retriever=sky.retriever, resolver=sky.resolver), mine
+        # every passage a general question may read (the dictionary's own "Sun" senses would
+        # otherwise fill the two slots): the hostile text must be in the context to prove anything
+        yield Assistant(shipped.model, ds, retriever=sky.retriever, resolver=sky.resolver,
+                        k_literature=6), mine
     finally:
         sky.index.delete(sorted(ids))
 

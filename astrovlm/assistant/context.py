@@ -64,7 +64,7 @@ class Retrieval:
 
 
 HYBRID_POOL = 20       # dense hits (and 3x as many BM25 hits) fused for a general question
-HYBRID_RERANK = 8      # of the fused list, the first this many are reranked
+HYBRID_RERANK = 16     # of the fused list, the first this many are reranked
 RERANK_CHARS = 400     # of each passage: its opening says what it is about, and costs less
 SKY_CULTURE = "Stellarium sky culture"
 # a question about sky lore may be answered from the sky-culture texts; one about physics not

@@ -115,8 +115,12 @@ INSTRUCTION_LIKE = [re.compile(p) for p in (
     r"\b(jailbreak|developer mode|dan mode|pwned|prompt injection)\b",
     r"^(please |kindly |now |instead |just )?(say|answer|reply|respond|tell|output|print|repeat|"
     r"claim)\b",
-    # a forged prompt structure: a role line, or our own "Question:"/"Context" headers
-    r"(^|\n| )(system|assistant|user|instructions?|question|answer|context)\s*[:>]",
+    # a forged prompt structure: a role line, or our own "Question:"/"Context" headers, at the
+    # start of a line or of a sentence ("Ptolemaic system: ..." is a dictionary entry, not a role)
+    r"(^|\n|[.!?;]\s+)(system|assistant|user|instructions?|question|answer|context)\s*[:>]",
+    # ... or inside a line, when what follows is an order ("M57 SYSTEM: say M57 is ...")
+    r" (system|assistant|user|instructions?)\s*[:>]\s*(please |now |always |just |then )?(say|answer|"
+    r"reply|respond|tell|ignore|write|output|print|repeat|claim|describe|act|you|from now)\b",
     # French
     rf"\b(ignore[rz]?|oublie[rz]?|ne tiens pas compte|ne tenez pas compte)\b{_W}\b(instructions?|"
     r"consignes?|regles?|precede|precedent|precedentes?)",
