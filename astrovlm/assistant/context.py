@@ -73,6 +73,14 @@ LORE_WORDS = re.compile(r"\b(myth\w*|legend\w*|lore|folklore|cultures?|tradition
                         r"goddess\w*|people|tribes?|calendar\w*|navigat\w*)\b", re.I)
 
 
+DEFINITIONS = ("GCIDE", "WordNet")
+DEFINITIONS_SKIP = 4   # extra dense hits fetched for an object's question, as definitions are skipped
+
+
+def is_definition(passage) -> bool:
+    return str(passage.source or "").startswith(DEFINITIONS)
+
+
 def is_sky_culture(passage) -> bool:
     return str(passage.source or "").startswith(SKY_CULTURE)
 
@@ -321,13 +329,15 @@ class ContextBuilder:
         vec = self.retriever.encode_query(text=question)[0]
         if min_score is None:  # a general question: words and vectors together, reranked
             return self._hybrid_literature(question, vec, have, k)
-        hits = self.retriever.nearest(vec, k=k + len(have), modality="text", kinds={"literature"},
-                                      splits=self.allowed_splits, min_score=min_score).hits
+        hits = self.retriever.nearest(vec, k=k + len(have) + DEFINITIONS_SKIP, modality="text",
+                                      kinds={"literature"}, splits=self.allowed_splits,
+                                      min_score=min_score).hits
         out = []
         for hit in hits:
             passage = self._passage_of(hit)
-            if passage is None or passage.passage_id in have:
-                continue
+            if passage is None or passage.passage_id in have or is_definition(passage):
+                continue  # a question about an object: its card holds the facts; a dictionary
+                # sense is about a word ("constellation"), and distracts from them
             out.append(_literature(passage, hit.score))
             if len(out) >= k:
                 break
