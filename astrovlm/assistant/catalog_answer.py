@@ -17,6 +17,7 @@ from astrovlm.assistant.catalog_parse import CatalogQuery, singular
 from astrovlm.assistant.catalog_query import CREDITS, CatalogTables, QueryResult, catalog_line, run_query
 from astrovlm.assistant.constellations import constellation_name
 from astrovlm.assistant.prompts import Source
+from astrovlm.data.cards import article
 
 MAX_LISTED = 10
 _TABLE_NAMES = {"openngc": "OpenNGC", "stars": "the KStars stars table", "supernovae": "the KStars supernova catalog"}
@@ -120,14 +121,11 @@ def verdict_answer(obj, card: Source, tables: CatalogTables | None, q: CatalogQu
         src, kind = card, obj.otype
     name = obj.name
     if ok:
-        text = f"Yes: {name} is {_a(kind)} {kind} [1]."
+        text = f"Yes: {name} is {article(kind)} {kind} [1]."
     else:
-        text = f"No: {name} is {_a(kind)} {kind}, not {_a(asked)} {asked} [1]."
+        text = f"No: {name} is {article(kind)} {kind}, not {article(asked)} {asked} [1]."
     return Composed([text], [src], [obj])
 
-
-def _a(words: str) -> str:
-    return "an" if words[:1].lower() in "aeiou" or words.startswith("HII") else "a"
 
 
 def _object_of(row, table: str, resolver):

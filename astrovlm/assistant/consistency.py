@@ -236,10 +236,10 @@ def without(text: str, found: list[Contradiction]) -> str:
 # ---------------------------------------------------------------------- the answer check
 def card_sentence(obj) -> str:
     """One sentence of the card's type and constellation: "M57 is a planetary nebula in Lyra"."""
-    from astrovlm.data.cards import _article
+    from astrovlm.data.cards import article
 
     kind = obj.otype or "object"
-    return f"{obj.name} is {_article(kind)} {kind}" + (f" in {obj.constellation}" if obj.constellation else "")
+    return f"{obj.name} is {article(kind)} {kind}" + (f" in {obj.constellation}" if obj.constellation else "")
 
 
 def check_answer(text: str, objects, card_numbers: dict | None = None) -> tuple[str, list[str]]:

@@ -29,7 +29,7 @@ from astrovlm.assistant.overview import (
     class_definition, comparison_sentences, overview_sentences, wants_comparison, wants_overview)
 from astrovlm.assistant.prompts import Source
 from astrovlm.assistant.stars import parallax_distance, star_row, star_source
-from astrovlm.data.cards import position_text
+from astrovlm.data.cards import article, position_text
 from astrovlm.errors import BadArgumentError
 
 _DISTANCE = re.compile(r"\bhow far\b|\bdistance\b|\bfar away\b|\blight[- ]?years? (?:away|from)\b|"
@@ -124,7 +124,7 @@ class DirectAnswers:
         kind = obj.otype or obj.coarse_class
         if kind and self.context.retriever is not None:
             found = class_definition(self.context._literature_sources(
-                f"What is {_a(kind)} {kind}?", {sources[0].id}, k=4, min_score=None), obj)
+                f"What is {article(kind)} {kind}?", {sources[0].id}, k=4, min_score=None), obj)
             if found is not None:
                 sources.append(found[0])
                 what_it_is, literature = found[1], 2
@@ -147,7 +147,7 @@ class DirectAnswers:
             return None
         obj = objects[0]
         kind = obj.otype + (f" of Hubble type {obj.hubble_type}" if obj.hubble_type else "")
-        return Composed(readings + [f"{obj.name} is {_a(kind)} {kind} [1]."], [self.context.card_source(obj)], [obj])
+        return Composed(readings + [f"{obj.name} is {article(kind)} {kind} [1]."], [self.context.card_source(obj)], [obj])
 
     def _catalog(self, question: str, q) -> Composed | None:
         if q.kind == "verdict":
@@ -261,7 +261,7 @@ class DirectAnswers:
             return None
         if obj.coarse_class not in ("galaxy", "quasar"):
             # A cluster or nebula of the Milky Way: its redshift is its own line-of-sight motion.
-            sentences.append(f"{obj.name} is {_a(obj.otype)} {obj.otype} in our Galaxy [1]: its catalog redshift "
+            sentences.append(f"{obj.name} is {article(obj.otype)} {obj.otype} in our Galaxy [1]: its catalog redshift "
                              f"z = {obj.redshift:g} measures its own motion along the line of sight, not the "
                              "expansion of the Universe, so it gives no distance.")
             return None
@@ -290,9 +290,6 @@ def _is_constellation(name: str) -> bool:
     found = find_constellations(name)
     return bool(found) and found[0][1] == 0 and found[0][2] == len(name)
 
-
-def _a(words: str) -> str:
-    return "an" if (words or "")[:1].lower() in "aeiou" else "a"
 
 
 def _round(value: float) -> str:

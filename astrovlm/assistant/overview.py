@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from astrovlm.assistant.prompts import Source
+from astrovlm.data.cards import article, format_number
 from astrovlm.data.simulate import C_KMS
 
 OVERVIEW = re.compile(
@@ -34,14 +35,6 @@ def wants_comparison(question: str) -> bool:
     return bool(COMPARE.search(question))
 
 
-def _num(value: float, digits: int = 2) -> str:
-    """As the catalog card writes numbers (magnitudes to 0.01, sizes to 0.1 arcmin)."""
-    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return text if text not in ("-0", "") else "0"
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def kind_of(obj) -> str:
@@ -56,7 +49,7 @@ def overview_sentences(obj, card: int, literature: int | None = None, what_it_is
     from a literature passage numbered ``literature``) says what such an object is."""
     cite = f" [{card}]"  # before the full stop, as every composed answer cites
     kind = kind_of(obj)
-    first = f"{obj.name} is {_article(kind)} {kind}"
+    first = f"{obj.name} is {article(kind)} {kind}"
     if obj.hubble_type and obj.otype != "star":
         first += f" of Hubble type {obj.hubble_type}"
     if obj.constellation:
@@ -66,21 +59,21 @@ def overview_sentences(obj, card: int, literature: int | None = None, what_it_is
         out.append(f"It lies at {position}{cite}.")
     seen = []
     if obj.v_mag is not None:
-        seen.append(f"visual magnitude {_num(obj.v_mag)}")
+        seen.append(f"visual magnitude {format_number(obj.v_mag)}")
     elif obj.b_mag is not None:
-        seen.append(f"blue magnitude {_num(obj.b_mag)}")
+        seen.append(f"blue magnitude {format_number(obj.b_mag)}")
     if obj.major_axis_arcmin:
-        size = _num(obj.major_axis_arcmin, 1)
+        size = format_number(obj.major_axis_arcmin, 1)
         if obj.minor_axis_arcmin:
-            size += f" x {_num(obj.minor_axis_arcmin, 1)}"
+            size += f" x {format_number(obj.minor_axis_arcmin, 1)}"
         seen.append(f"an apparent size of {size} arcmin")
     if seen:
         out.append(f"It has {' and '.join(seen)}{cite}.")
     if obj.redshift is not None and obj.otype != "star":
         if _extragalactic(obj):
-            out.append(f"Its redshift is {_num(obj.redshift, 6)}{cite}.")
+            out.append(f"Its redshift is {format_number(obj.redshift, 6)}{cite}.")
         else:  # a Milky Way object's catalog redshift is its line-of-sight velocity, cz
-            out.append(f"Its catalog redshift of {_num(obj.redshift, 6)} is a radial velocity of "
+            out.append(f"Its catalog redshift of {format_number(obj.redshift, 6)} is a radial velocity of "
                        f"{obj.redshift * C_KMS:+.0f} km/s{cite}.")
     names = [a for a in (obj.aliases or []) if a and a != obj.name][:4]
     if names:
@@ -107,16 +100,16 @@ def comparison_sentences(objs: list, cites: list[int]) -> list[str]:
     differs: type, constellation, brightness, apparent size, redshift."""
     out = []
     for obj, n in zip(objs, cites):
-        facts = [f"{_article(kind_of(obj))} {kind_of(obj)}"]
+        facts = [f"{article(kind_of(obj))} {kind_of(obj)}"]
         if obj.constellation:
             facts.append(f"in {obj.constellation}")
         parts = []
         if obj.v_mag is not None:
-            parts.append(f"magnitude {_num(obj.v_mag)}")
+            parts.append(f"magnitude {format_number(obj.v_mag)}")
         if obj.major_axis_arcmin:
-            parts.append(f"{_num(obj.major_axis_arcmin, 1)} arcmin across")
+            parts.append(f"{format_number(obj.major_axis_arcmin, 1)} arcmin across")
         if obj.redshift is not None and _extragalactic(obj):
-            parts.append(f"redshift {_num(obj.redshift, 6)}")
+            parts.append(f"redshift {format_number(obj.redshift, 6)}")
         text = f"{obj.name} is {' '.join(facts)}"
         if parts:
             text += f" ({', '.join(parts)})"
@@ -126,7 +119,7 @@ def comparison_sentences(objs: list, cites: list[int]) -> list[str]:
     if len(kinds) == 1:
         out.append(f"They are the same kind of object: {_plural(kinds.pop())}{refs}.")
     else:
-        out.append(f"They are different kinds of object: {_list([f'{o.name} {_article(kind_of(o))} {kind_of(o)}' for o in objs])}{refs}.")
+        out.append(f"They are different kinds of object: {_list([f'{o.name} {article(kind_of(o))} {kind_of(o)}' for o in objs])}{refs}.")
     constellations = [o.constellation for o in objs]
     if all(constellations):
         if len(set(constellations)) == 1:
@@ -136,25 +129,25 @@ def comparison_sentences(objs: list, cites: list[int]) -> list[str]:
     if len(bright) == len(objs):
         bright.sort()
         if bright[0][0] == bright[-1][0]:
-            out.append(f"They are equally bright (magnitude {_num(bright[0][0])}){refs}.")
+            out.append(f"They are equally bright (magnitude {format_number(bright[0][0])}){refs}.")
         else:
-            out.append(f"{bright[0][1]} is the brightest (magnitude {_num(bright[0][0])} against "
-                       f"{_list([_num(m) for m, _ in bright[1:]])}; a lower magnitude is brighter){refs}."
+            out.append(f"{bright[0][1]} is the brightest (magnitude {format_number(bright[0][0])} against "
+                       f"{_list([format_number(m) for m, _ in bright[1:]])}; a lower magnitude is brighter){refs}."
                        if len(objs) > 2 else
-                       f"{bright[0][1]} is brighter (magnitude {_num(bright[0][0])} against "
-                       f"{_num(bright[1][0])}; a lower magnitude is brighter){refs}.")
+                       f"{bright[0][1]} is brighter (magnitude {format_number(bright[0][0])} against "
+                       f"{format_number(bright[1][0])}; a lower magnitude is brighter){refs}.")
     sizes = [(o.major_axis_arcmin, o.name) for o in objs if o.major_axis_arcmin]
     if len(sizes) == len(objs):
         sizes.sort(reverse=True)
         if sizes[0][0] != sizes[-1][0]:
             out.append(f"{sizes[0][1]} looks {'the largest' if len(objs) > 2 else 'larger'} on the sky "
-                       f"({_num(sizes[0][0], 1)} arcmin against {_list([_num(s, 1) for s, _ in sizes[1:]])}){refs}.")
+                       f"({format_number(sizes[0][0], 1)} arcmin against {_list([format_number(s, 1) for s, _ in sizes[1:]])}){refs}.")
     shifts = [(o.redshift, o.name) for o in objs if o.redshift is not None and _extragalactic(o)]
     if len(shifts) == len(objs) and len(objs) > 1:
         shifts.sort(reverse=True)
         if shifts[0][0] != shifts[-1][0]:
             out.append(f"{shifts[0][1]} has the {'highest' if len(objs) > 2 else 'higher'} redshift "
-                       f"({_num(shifts[0][0], 6)} against {_list([_num(z, 6) for z, _ in shifts[1:]])}){refs}.")
+                       f"({format_number(shifts[0][0], 6)} against {_list([format_number(z, 6) for z, _ in shifts[1:]])}){refs}.")
     return out
 
 
@@ -187,6 +180,6 @@ def class_definition(sources: list[Source], obj) -> tuple[Source, str] | None:
             head, sep, gloss = src.text.partition(":")
             if sep and len(head) <= 80:   # a dictionary entry, "planetary nebula: a nebula that ..."
                 kind = (src.title or head).strip()
-                return src, f"{_article(kind).capitalize()} {kind.lower()} is {first_sentence(gloss.strip())}"
+                return src, f"{article(kind).capitalize()} {kind.lower()} is {first_sentence(gloss.strip())}"
             return src, first_sentence(src.text)
     return None

@@ -20,8 +20,9 @@ from astrovlm.data.records import SkyObject
 _SHOWN = re.compile(r"^(M\d|NGC |IC |Caldwell |Mel |B \d|Sh2-|LDN |LBN |HD |[a-z]{2,3}\d? [A-Z][a-z]{2}$)")
 
 
-def _article(words: str) -> str:
-    # "an HII region": the letter H is read "aitch".
+def article(words: str | None) -> str:
+    """"a" or "an" before ``words``; "an HII region": the letter H is read "aitch"."""
+    words = words or ""
     return "an" if words[:1].lower() in "aeiou" or words.startswith(("HII", "H II")) else "a"
 
 
@@ -50,7 +51,8 @@ def _shown_aliases(obj: SkyObject, limit: int = 3, fill: bool = False) -> list[s
     return out
 
 
-def _fmt(value: float, digits: int = 2) -> str:
+def format_number(value: float, digits: int = 2) -> str:
+    """As a card writes numbers: at most ``digits`` decimals, no trailing zeros, no "-0"."""
     text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
     return text if text not in ("-0", "") else "0"
 
@@ -73,7 +75,7 @@ def catalog_card(obj: SkyObject, every_designation: bool = False) -> str:
     kind = obj.otype
     if obj.otype == "star" and obj.spectral_type:
         kind = f"star of spectral type {obj.spectral_type}"
-    sentence = f"{head} is {_article(kind)} {kind}"
+    sentence = f"{head} is {article(kind)} {kind}"
     if obj.hubble_type and obj.otype != "star":
         sentence += f" (Hubble type {obj.hubble_type})"
     if obj.constellation:
@@ -82,16 +84,16 @@ def catalog_card(obj: SkyObject, every_designation: bool = False) -> str:
         sentence += f" at {position_text(obj.ra_deg, obj.dec_deg)}"
     facts = []
     if obj.v_mag is not None:
-        facts.append(f"V magnitude {_fmt(obj.v_mag)}")
+        facts.append(f"V magnitude {format_number(obj.v_mag)}")
     if obj.b_mag is not None:
-        facts.append(f"B magnitude {_fmt(obj.b_mag)}")
+        facts.append(f"B magnitude {format_number(obj.b_mag)}")
     if obj.major_axis_arcmin:
-        size = _fmt(obj.major_axis_arcmin, 1)
+        size = format_number(obj.major_axis_arcmin, 1)
         if obj.minor_axis_arcmin:
-            size += f" x {_fmt(obj.minor_axis_arcmin, 1)}"
+            size += f" x {format_number(obj.minor_axis_arcmin, 1)}"
         facts.append(f"size {size} arcmin")
     if obj.redshift is not None and obj.otype != "star":
-        facts.append(f"redshift {_fmt(obj.redshift, 6)}")
+        facts.append(f"redshift {format_number(obj.redshift, 6)}")
     text = sentence + "."
     if facts:
         joined = "; ".join(facts)

@@ -83,7 +83,7 @@ SPECTRUM_QUESTIONS = ["What is this?", "What kind of object is this spectrum fro
 
 
 def article(words: str) -> str:
-    return cards._article(words)
+    return cards.article(words)
 
 
 def kind_words(obj) -> str:
@@ -114,11 +114,11 @@ def fact_answer(field: str, obj, name: str, c: int, pronoun: bool = False) -> st
         return obj.hubble_type and obj.otype != "star" and f"{subj} has Hubble type {obj.hubble_type} [{c}]."
     if field == "redshift":
         return obj.redshift is not None and obj.otype != "star" and \
-            f"The redshift of {'it' if pronoun else name} is {cards._fmt(obj.redshift, 6)} [{c}]."
+            f"The redshift of {'it' if pronoun else name} is {cards.format_number(obj.redshift, 6)} [{c}]."
     if field == "magnitude":
         if obj.v_mag is not None:
-            return f"{subj} has V magnitude {cards._fmt(obj.v_mag)} [{c}]."
-        return obj.b_mag is not None and f"{subj} has B magnitude {cards._fmt(obj.b_mag)} [{c}]."
+            return f"{subj} has V magnitude {cards.format_number(obj.v_mag)} [{c}]."
+        return obj.b_mag is not None and f"{subj} has B magnitude {cards.format_number(obj.b_mag)} [{c}]."
     if field == "aliases":
         from astrovlm.data.resolver import name_key
 
@@ -129,9 +129,9 @@ def fact_answer(field: str, obj, name: str, c: int, pronoun: bool = False) -> st
     if field == "size":
         if not obj.major_axis_arcmin:
             return None
-        size = cards._fmt(obj.major_axis_arcmin, 1)
+        size = cards.format_number(obj.major_axis_arcmin, 1)
         if obj.minor_axis_arcmin:
-            size += f" x {cards._fmt(obj.minor_axis_arcmin, 1)}"
+            size += f" x {cards.format_number(obj.minor_axis_arcmin, 1)}"
         return f"{subj} measures {size} arcmin [{c}]."
     if field == "spectral":
         return obj.otype == "star" and obj.spectral_type and f"{subj} has spectral type {obj.spectral_type} [{c}]."
