@@ -95,6 +95,40 @@ def test_sdss_spec_table_with_loglam_and_specobj(tmp_path):
     assert spec.meta["RA"] == pytest.approx(RA0) and "erg" in spec.flux_unit
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_specobj_row_read_from_bytes_agrees_with_astropy(tmp_path, gzipped):
+    """The companion table's values (read from the row's bytes in a plain file, through
+    astropy's FITS_rec from a gzip one) are what astropy gives, past array, bit and scaled
+    columns, for every row."""
+    import gzip
+    import shutil
+
+    from astrovlm.data.readers.fits_spectrum import _meta_from_companion
+
+    cols = [fits.Column(name="FLUXES", format="5E", array=np.ones((3, 5))),
+            fits.Column(name="PLUG_RA", format="D", array=[1.5, 2.5, 3.5]),
+            fits.Column(name="BITS", format="12X", array=np.zeros((3, 12), bool)),
+            fits.Column(name="CLASS", format="6A", array=["GALAXY", "QSO", "STAR"]),
+            fits.Column(name="Z", format="E", array=[0.1, 0.2, 0.3]),
+            fits.Column(name="OBJID", format="J", bzero=2**31,
+                        array=np.array([1, 2**31 + 5, 3], dtype=np.uint32)),
+            fits.Column(name="Z_ERR", format="E", bscale=2.0, bzero=1.0, array=np.array([3., 5., 7.]))]
+    path = tmp_path / "companion.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="SPECOBJ")]).writeto(path)
+    if gzipped:
+        with open(path, "rb") as src, gzip.open(tmp_path / "companion.fits.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path = tmp_path / "companion.fits.gz"
+    with fits.open(path) as hdul:
+        hdus = list(enumerate(hdul))
+        for row in range(3):
+            want = {"RA": hdul[1].data["PLUG_RA"][row].item(), "CLASS": hdul[1].data["CLASS"][row],
+                    "Z": hdul[1].data["Z"][row].item(), "OBJID": hdul[1].data["OBJID"][row].item(),
+                    "Z_ERR": hdul[1].data["Z_ERR"][row].item()}
+            assert _meta_from_companion(hdus, row) == want
+        assert _meta_from_companion(hdus, 3) == {}  # past the last row: nothing, no error
+
+
 def test_masked_nan_flux_is_allowed(tmp_path):
     spec = read_spectrum(make_sdss_table(tmp_path / "nan.fits", nan_pixels=50))
     assert spec.mask.sum() == len(spec) - 50

@@ -41,6 +41,7 @@ class DatasetWriter:
         self.root: Path | None = None
         self.manifest: dict | None = None   # set by finish()
         self._swap = None
+        self._files: DatasetFiles | None = None
 
     def __enter__(self) -> "DatasetWriter":
         self._swap = atomic_directory(self.final)
@@ -65,7 +66,9 @@ class DatasetWriter:
         through it into the folder this writer swaps in."""
         if self.root is None:
             raise BadArgumentError("the writer is not open (use it in a with-block)", path=self.final)
-        return DatasetFiles(self.root)
+        if self._files is None or self._files.root != self.root:
+            self._files = DatasetFiles(self.root)
+        return self._files
 
     def path(self, rel: str) -> Path:
         """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
@@ -112,6 +115,7 @@ class DatasetFiles:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._made: set[Path] = set()
 
     def path(self, rel: str) -> Path:
         """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
@@ -119,7 +123,9 @@ class DatasetFiles:
         if not parts or Path(rel).is_absolute() or ".." in parts:
             raise BadArgumentError(f"'{rel}' is not a path inside the dataset", field="rel")
         target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._made:  # one mkdir per folder, not per file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
         return target
 
     def copy(self, source: str | Path, rel: str) -> str:

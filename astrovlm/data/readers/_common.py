@@ -177,7 +177,19 @@ def hdu_name(hdu) -> str:
 
 
 def table_columns(hdu, path) -> list[str]:
-    """A table HDU's column names; a header whose TFORMn/TTYPEn astropy rejects is an error."""
+    """A table HDU's column names; a header whose TFORMn/TTYPEn astropy rejects is an error.
+    From the file's header bytes where every column has a TTYPEn (astropy's ``columns``
+    builds a Column, its format and unit for each, a millisecond for SDSS's two tables)."""
+    names = hdu.__dict__.get("_astrovlm_columns")  # sniffing and reading both ask
+    if names is None:
+        names = hdu.__dict__["_astrovlm_columns"] = _table_columns(hdu, path)
+    return list(names)
+
+
+def _table_columns(hdu, path) -> list[str]:
+    names = _ttypes(hdu)
+    if names is not None:
+        return names
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -189,10 +201,64 @@ def table_columns(hdu, path) -> list[str]:
                               f"({type(exc).__name__}: {_reason(exc)})", path=path) from None
 
 
+_TTYPE_KEYS = re.compile(r"^(TFIELDS|TTYPE\d+)$")
+
+
+def hdu_file_span(hdu) -> tuple[str, int, int] | None:
+    """(file name, header offset, data offset) of an HDU read from a plain file; None for
+    one from a gzip file or from memory. The HDU's own fileinfo: ``HDUList.fileinfo`` would
+    first serialise every header to see whether it was resized."""
+    try:
+        info = hdu.fileinfo()
+        name = getattr(info["file"], "name", None) if info else None
+        if not name or getattr(info["file"], "compression", None) or info["hdrLoc"] is None \
+                or info["datLoc"] is None:
+            return None
+        return name, int(info["hdrLoc"]), int(info["datLoc"])
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+
+
+def raw_header(hdu) -> bytes | None:
+    """The HDU's header as the file holds it, or None (see ``hdu_file_span``)."""
+    span = hdu_file_span(hdu)
+    if span is None:
+        return None
+    try:
+        with open(span[0], "rb") as fh:
+            fh.seek(span[1])
+            return fh.read(span[2] - span[1])
+    except OSError:
+        return None
+
+
+def _ttypes(hdu) -> list[str] | None:
+    from astropy.io import fits
+
+    from astrovlm.data.readers.fits_structure import header_cards
+
+    raw = raw_header(hdu) if isinstance(hdu, fits.BinTableHDU) else None
+    if raw is None:
+        return None
+    cards = header_cards(raw, _TTYPE_KEYS)
+    try:
+        names = [cards[f"TTYPE{i}"] for i in range(1, int(cards["TFIELDS"]) + 1)]
+    except (KeyError, ValueError):
+        return None  # a column without TTYPEn: astropy names it
+    return names if all(names) else None
+
+
 def hdu_shape(hdu) -> tuple[int, ...]:
     """An image HDU's shape from its header alone (numpy order), degenerate axes dropped.
-    (``open_fits`` has checked the cards are integers in range before astropy read them.)"""
-    header = hdu.header
+    (``open_fits`` has checked the cards are integers in range before astropy read them.)
+    Kept on the HDU: sniffing and reading ask for it several times, a card parse each."""
+    shape = hdu.__dict__.get("_astrovlm_shape")
+    if shape is None:
+        shape = hdu.__dict__["_astrovlm_shape"] = _header_shape(hdu.header)
+    return shape
+
+
+def _header_shape(header) -> tuple[int, ...]:
     z = "Z" if card(header, "ZIMAGE") else ""
     try:
         naxis = min(int(card(header, f"{z}NAXIS", 0) or 0), 999)

@@ -16,7 +16,8 @@ import numpy as np
 
 from astrovlm.data.readers._common import (
     FITS_SUFFIXES, MAX_IMAGE_BANDS, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, card, check_nonempty, guarded,
-    hdu_shape, header_coord, image_data, is_image_hdu, iter_hdus, object_name, open_fits, pick_hdu)
+    hdu_shape, header_coord, image_data, is_image_hdu, iter_hdus, object_name, open_fits, pick_hdu,
+    raw_header as raw_header_bytes)
 from astrovlm.errors import AstroVLMError, BadArgumentError, UnreadableError
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -198,8 +199,10 @@ def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
                 f"is a data cube with {shape[0]} planes (an IFU or radio cube?); a multi-band "
                 f"image has at most {MAX_IMAGE_BANDS} bands: pick a plane or collapse it first",
                 path=path)
-        header = chosen.header.copy()
-        raw_header = _raw_header(hdul, chosen)
+        # the HDU's own header, not a copy (a third of reading a small image's header
+        # again): the file is closed after this, and nothing here edits the header
+        header = chosen.header
+        raw_header = raw_header_bytes(chosen)  # what wcslib parses
         data = image_data(chosen, path, shape)
     data[~np.isfinite(data)] = np.nan  # inf from bad scaling is as blank as NaN
     if not np.isfinite(data).any():
@@ -217,21 +220,6 @@ def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
 # the full astropy WCS
 _DISTORTION_KEYS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "CPDIS1", "CPDIS2",
                     "D2IMDIS1", "D2IMDIS2", "DP1", "DQ1", "PV1_1", "PV2_1")
-
-
-def _raw_header(hdul, hdu) -> bytes | None:
-    """The HDU's header as the file holds it (what wcslib parses), or None where it did not
-    come from a plain file (gzip, memory): astropy's own ``tostring`` first verifies every
-    card, which costs more than the rest of reading a small image."""
-    try:
-        info = hdul.fileinfo(hdul.index(hdu))
-        if not info or not info.get("filename") or getattr(info["file"], "compression", None):
-            return None
-        with open(info["filename"], "rb") as fh:
-            fh.seek(info["hdrLoc"])
-            return fh.read(info["datLoc"] - info["hdrLoc"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
 
 
 def _sky_position(header, shape2d, raw_header: bytes | None = None):

@@ -23,7 +23,7 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
-    card, check_nonempty, guarded, hdu_data, hdu_shape, header_number, header_radec, image_data,
+    card, check_nonempty, guarded, hdu_data, hdu_file_span, hdu_shape, header_number, header_radec, image_data,
     is_image_hdu, is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu, table_columns)
 from astrovlm.data.readers.spectrum_table import (
     META_KEYS, assume_angstrom, finish_spectrum, ivar_from_error, spectral_columns,
@@ -391,6 +391,12 @@ def _meta_from_companion(hdus, index: int) -> dict:
     for _, hdu in hdus:
         if not is_table_hdu(hdu) or str(hdu.name).upper() not in ("SPECOBJ", "FIBERMAP", "SPALL", "REDSHIFTS"):
             continue
+        row = _row_fields(hdu, index, wanted)
+        if row is not None:
+            for col, key in wanted.items():
+                if col in row and key not in meta:
+                    meta[key] = row[col]
+            continue
         try:
             data = hdu.data
             if data is None or len(data) <= index:
@@ -406,6 +412,63 @@ def _meta_from_companion(hdus, index: int) -> dict:
         except Exception:  # a broken companion table loses only these extras
             continue
     return meta
+
+
+_ROW_DTYPES = {"B": ">u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+_ROW_KEYS = re.compile(r"^(NAXIS[12]|TFIELDS|TTYPE\d+|TFORM\d+|TSCAL\d+|TZERO\d+)$")
+
+
+def _row_fields(hdu, index: int, wanted) -> dict | None:
+    """The scalar fields named in ``wanted`` (upper-case) of row ``index`` of a binary
+    table, from the file's bytes: astropy's ``hdu.data`` builds every column of SDSS's
+    SPECOBJ (about 200) to give the five values read here, and costs more than reading the
+    spectrum itself. Offsets come from TFORMn, which the structure check has verified add
+    up to NAXIS1. None where this is not plain (an ASCII table, a compressed or in-memory
+    file, a header that does not add up): the caller reads ``hdu.data``."""
+    from astropy.io import fits
+
+    from astrovlm.data.readers.fits_structure import header_cards, tform_bytes
+
+    span = hdu_file_span(hdu) if isinstance(hdu, fits.BinTableHDU) else None
+    if span is None:
+        return None
+    name, header_at, data_at = span
+    try:
+        with open(name, "rb") as fh:
+            fh.seek(header_at)
+            cards = header_cards(fh.read(data_at - header_at), _ROW_KEYS)
+            width, rows = int(cards["NAXIS1"]), int(cards["NAXIS2"])
+            fields, offset = {}, 0
+            for i in range(1, int(cards["TFIELDS"]) + 1):
+                size, repeat, code = tform_bytes(cards[f"TFORM{i}"])
+                col = cards.get(f"TTYPE{i}", "").upper()
+                if col in wanted and col not in fields and (code == "A" or repeat == 1):
+                    scale = float(cards.get(f"TSCAL{i}", 1)), float(cards.get(f"TZERO{i}", 0))
+                    fields[col] = (offset, repeat, code, scale)
+                offset += size
+            if offset != width or not 0 <= index < rows:
+                return None
+            fh.seek(data_at + index * width)
+            row = fh.read(width)
+    except (OSError, ValueError, KeyError):
+        return None
+    if len(row) < width:
+        return None
+    out = {}
+    for col, (start, repeat, code, (scale, zero)) in fields.items():
+        if code == "A":  # as astropy gives it: trailing blanks and NULs dropped
+            text = row[start:start + repeat].split(b"\0", 1)[0]
+            out[col] = text.decode("ascii", "replace").strip()
+        elif code == "L":
+            out[col] = row[start:start + 1] == b"T"
+        elif code in _ROW_DTYPES:
+            value = np.frombuffer(row, dtype=_ROW_DTYPES[code], count=1, offset=start)[0].item()
+            if scale != 1 or zero != 0:  # scaled as astropy scales it
+                value = value * scale + zero
+                if code in "BIJK" and scale == 1 and zero.is_integer():
+                    value = int(value)  # unsigned integers stored with an offset
+            out[col] = value
+    return out
 
 
 def _desi_cameras(hdus) -> list[str]:

@@ -121,6 +121,20 @@ def _read_header(fh, path: Path, index: int):
                           f"{MAX_HEADER_BLOCKS} header blocks)", path=path)
 
 
+def header_cards(raw: bytes, keys: re.Pattern) -> dict[str, str]:
+    """{keyword: raw value} of the cards of one header's bytes whose keyword ``keys``
+    matches (the first of each): no astropy ``Card`` parsed, for headers of hundreds of
+    cards of which a few are wanted."""
+    cards: dict[str, str] = {}
+    for i in range(0, len(raw) - CARD + 1, CARD):
+        key = raw[i:i + 8].decode("ascii", "replace").strip().upper()
+        if key == "END":
+            break
+        if key not in cards and raw[i + 8:i + 10] == b"= " and keys.match(key):
+            cards[key] = _value(raw[i + 10:i + CARD].decode("ascii", "replace"))
+    return cards
+
+
 def _value(text: str) -> str:
     text = text.strip()
     if text.startswith("'"):
@@ -220,7 +234,7 @@ def _check_bintable(cards: dict, dims: list[int], path: Path, index: int) -> Non
         elif m.group(3).strip() and not (code == "A" and m.group(3).strip().isdigit()):
             raise UnreadableError(f"HDU {index}: {key} = {raw[:30]!r} is not a binary table format",
                                   path=path, field=key)
-        total += -(-repeat // 8) if code == "X" else repeat * _TFORM_BYTES[code]
+        total += tform_bytes(raw)[0]
         if total > width:
             break
     if total != width:
@@ -228,6 +242,17 @@ def _check_bintable(cards: dict, dims: list[int], path: Path, index: int) -> Non
                               f"NAXIS1 = {width}", path=path, field="NAXIS1")
     if cards.get("ZIMAGE", "").upper() == "T":
         _check_tile_compressed(cards, path, index)
+
+
+def tform_bytes(tform: str) -> tuple[int, int, str]:
+    """(bytes a row, repeat count, type code) of one binary-table TFORMn ('16A', '3E', 'PJ(12)');
+    ValueError when it is not one."""
+    m = _TFORM.match(tform.upper())
+    if not m:
+        raise ValueError(f"{tform[:30]!r} is not a binary table format")
+    repeat = int(m.group(1)) if m.group(1) else 1
+    code = m.group(2)
+    return (-(-repeat // 8) if code == "X" else repeat * _TFORM_BYTES[code]), repeat, code
 
 
 def _check_tile_compressed(cards: dict, path: Path, index: int) -> None:
