@@ -333,6 +333,11 @@ def test_classify_an_image_and_a_spectrum_of_one_object(server, sample_sky):
     assert set(shares) == {"image", "spectrum"} and abs(sum(shares.values()) - 1) < 0.01
     assert "image alone" in summary and "spectrum alone" in summary
     assert len(previews) == 2
+    # the spectrum's chi-square template fit beside the zero-shot answer, as `astrovlm classify` gives it
+    from astrovlm.encoders.template_fit import fit_or_reason
+
+    fit = fit_or_reason(sample_sky.path(spectrum.path))
+    assert "Template fit" in summary and f"{fit['class']} ({fit['subclass']}), z = {fit['z']:.5f}" in summary
 
 
 @pytest.mark.sample

@@ -268,3 +268,14 @@ def test_a_composed_answer_streams_in_pieces(assistant):
     assert len(pieces) >= 2 and stream.answer.text == "".join(pieces).strip()
     assert stream.answer.timings["composed"] is True
     assert np.all([s["cited"] for s in stream.answer.sources])
+
+
+def test_a_constellation_claim_gets_its_verdict_first_from_the_card(assistant):
+    obj = assistant.context.resolve("M13")
+    other = "Orion" if obj.constellation != "Orion" else "Lyra"
+    for question in (f"Is M13 in {obj.constellation}?", f"Is it true that M13 is in {obj.constellation}?"):
+        answer = assistant.ask(question)
+        assert answer.text == f"Yes: {obj.name} is in {obj.constellation} [1].", question
+        assert answer.sources[0]["object_id"] == obj.object_id and answer.sources[0]["cited"]
+    answer = assistant.ask(f"True or false: M13 is in the constellation {other}.")
+    assert answer.text == f"No: {obj.name} is in {obj.constellation}, not {other} [1]."

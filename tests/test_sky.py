@@ -141,24 +141,29 @@ def _shipped_config():
     return AssistantConfig.from_dict(json.loads((SHIPPED_DIR / "config.json").read_text()))
 
 
-def test_shipped_assistant_records_the_encoder_it_was_trained_on_and_warns(encoder):
+def _stale(config, encoder):
+    """The shipped config as if its spectrum projector were trained on another spectrum tower."""
+    return replace(config, encoder_fingerprint="0" * 16, checked_with=[],
+                   encoder_towers={"image": encoder.tower_fingerprint("image"), "spectrum": "1" * 16})
+
+
+def test_shipped_assistant_records_the_encoder_it_was_trained_on(encoder):
     from astrovlm.assistant.model import check_encoder
 
     config = _shipped_config()
-    assert config.encoder_fingerprint != encoder.fingerprint        # trained on the stage-1 encoder
-    # its image projector reads a bit-identical image tower; its spectrum projector does not
-    assert config.encoder_towers["image"] == encoder.tower_fingerprint("image")
-    assert config.encoder_towers["spectrum"] != encoder.tower_fingerprint("spectrum")
-    warnings = check_encoder(config, encoder)                        # measured after: a warning
-    assert len(warnings) == 1 and config.encoder_fingerprint in warnings[0]
-    assert encoder.fingerprint in warnings[0] and "spectrum projector" in warnings[0]
-    assert "the image projector was trained on" not in warnings[0]
+    assert config.encoder_fingerprint == encoder.fingerprint       # stage 3 refitted it on this one
+    assert config.encoder_towers == {m: encoder.tower_fingerprint(m) for m in ("image", "spectrum")}
+    assert "reproject" in config.trained and check_encoder(config, encoder) == []
+    warnings = check_encoder(replace(_stale(config, encoder), checked_with=[
+        {"encoder": encoder.fingerprint, "checked_by": "a benchmark", "figures": {"facts_right": 0.9}}]), encoder)
+    assert len(warnings) == 1 and encoder.fingerprint in warnings[0]   # measured after: a warning
+    assert "spectrum projector" in warnings[0] and "the image projector was trained on" not in warnings[0]
 
 
 def test_assistant_trained_on_another_encoder_is_refused_unless_asked(encoder):
     from astrovlm.assistant.model import check_encoder
 
-    unchecked = replace(_shipped_config(), checked_with=[])
+    unchecked = _stale(_shipped_config(), encoder)
     with pytest.raises(IncompatibleError) as err:
         check_encoder(unchecked, encoder)
     assert unchecked.encoder_fingerprint in str(err.value) and encoder.fingerprint in str(err.value)
@@ -178,7 +183,7 @@ def test_assistant_refuses_an_other_encoder_at_construction(encoder):
     from astrovlm.index.search import Retriever
 
     index = CrossModalIndex(dim=encoder.embed_dim, fingerprint=encoder.fingerprint)
-    model = SimpleNamespace(config=replace(_shipped_config(), checked_with=[]))
+    model = SimpleNamespace(config=_stale(_shipped_config(), encoder))
     with pytest.raises(IncompatibleError):
         Assistant(model, None, Retriever(encoder, index), resolver=None)
     assert Assistant(model, None, Retriever(encoder, index), allow_other_encoder=True).encoder_warnings

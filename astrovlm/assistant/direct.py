@@ -24,11 +24,14 @@ from astrovlm.assistant.catalog_answer import Composed, compose_catalog_answer, 
 from astrovlm.assistant.catalog_parse import parse_catalog_question
 from astrovlm.assistant.catalog_query import CatalogTables
 from astrovlm.assistant.derived import Derived, physical_size, redshift_distance, sky_position
+from astrovlm.assistant.context import _literature, is_sky_culture, source_rank
+from astrovlm.assistant.explain import _forms, concept_term, explanation_sentences, removed_instructions
 from astrovlm.assistant.mentions import find_names
 from astrovlm.assistant.overview import (
     class_definition, comparison_sentences, overview_sentences, wants_comparison, wants_overview)
 from astrovlm.assistant.prompts import Source
 from astrovlm.assistant.stars import parallax_distance, star_row, star_source
+from astrovlm.assistant.statements import as_question, judge, split_subject, statement_of, verdict_sentences
 from astrovlm.data.cards import article, position_text
 from astrovlm.errors import BadArgumentError
 
@@ -61,6 +64,7 @@ class DirectAnswers:
         self.context = context           # the assistant's ContextBuilder (resolver, cards)
         self.tables = CatalogTables.of_dataset(dataset)
         self._stars = None
+        self._title_map = None
 
     @property
     def resolver(self):
@@ -74,8 +78,18 @@ class DirectAnswers:
     # ------------------------------------------------------------------ routing
     def answer(self, question: str, subjects=()) -> Composed | None:
         q = parse_catalog_question(question)
+        if q is None and statement_of(question):   # "Is it true that M13 is in Hercules?"
+            asked = as_question(statement_of(question))
+            q = parse_catalog_question(asked) if asked else None
+            q = q if q is not None and q.kind == "verdict" else None
         if q is not None and self.tables is not None:
             got = self._catalog(question, q)
+            if got is not None:
+                return got
+        claimed = statement_of(question)
+        where = _IN_CONSTELLATION.match((as_question(claimed) if claimed else None) or question)
+        if where and not where.group("name").lower().startswith(("there ", "any ")):
+            got = self._constellation_verdict(where.group("name"), where.group("place"))
             if got is not None:
                 return got
         galaxy_type = _GALAXY_TYPE.match(question)
@@ -87,6 +101,16 @@ class DirectAnswers:
                 return got
         if wants_overview(question):
             got = self._overview(question, subjects)
+            if got is not None:
+                return got
+        term = concept_term(question)
+        if term is not None:
+            got = self._explanation(question, term)
+            if got is not None:
+                return got
+        statement = statement_of(question)
+        if statement is not None:
+            got = self._statement(question, statement)
             if got is not None:
                 return got
         wants = [k for k, rx in (("sky", _SKY), ("size", _SIZE), ("distance", _DISTANCE)) if rx.search(question)]
@@ -130,6 +154,85 @@ class DirectAnswers:
                 what_it_is, literature = found[1], 2
         sentences = overview_sentences(obj, 1, literature, what_it_is, position)
         return Composed(readings + sentences, sources, [obj])
+
+    def _constellation_verdict(self, name: str, place: str) -> Composed | None:
+        """"Is M13 in Hercules?": yes or no from the object's card, first."""
+        from astrovlm.assistant.constellations import constellation_name, find_constellations
+
+        found = find_constellations(place.strip())
+        if not found or found[0][1] != 0 or found[0][2] != len(place.strip()):
+            return None
+        obj = self.context.resolve(name.strip())
+        if obj is None or not obj.constellation:
+            return None
+        asked = constellation_name(found[0][0])
+        if asked.lower() == obj.constellation.lower():
+            sentence = f"Yes: {obj.name} is in {obj.constellation} [1]."
+        else:
+            sentence = f"No: {obj.name} is in {obj.constellation}, not {asked} [1]."
+        return Composed([sentence], [self.context.card_source(obj)], [obj])
+
+    def _explanation(self, question: str, term: str) -> Composed | None:
+        """"What is a pulsar?": the definitions of the term in the literature, quoted and
+        cited (``explain``); None for a question about an object ("What is M31?") or a term
+        no passage names."""
+        if self.context.retriever is None:
+            return None
+        objects, _, _ = self.context.read_names(question)
+        if objects:
+            return None
+        passages = self._passages_on(term, question)
+        sentences, _ = explanation_sentences(term, passages, prefer=_built_in)
+        if not sentences:
+            return None
+        return Composed(sentences, passages, [], _removed_note(passages))
+
+    def _statement(self, question: str, statement: str) -> Composed | None:
+        """"Is it true that globular clusters are young?": a verdict from the definitions of
+        the statement's subject (``statements``), then the evidence; None for a statement
+        about a named object, or whose subject no passage defines."""
+        if self.context.retriever is None:
+            return None
+        objects, _, _ = self.context.read_names(question)
+        if objects:
+            return None
+        titles = self._titles()
+        found = split_subject(statement, titles)
+        if found is None:
+            return None
+        subject, claim = found
+        passages = self._passages_on(subject, f"What is {subject}?")
+        verdict, evidence, _ = judge(subject, claim, passages, prefer=_built_in)
+        if not evidence:
+            return None
+        return Composed(verdict_sentences(verdict, subject, evidence), passages, [], _removed_note(passages))
+
+    def _passages_on(self, term: str, question: str) -> list[Source]:
+        """The passages an explanation reads, in context order: those titled with the term
+        first, then the hybrid retrieval's for the question; built-in literature before a
+        user's own passages (``source_rank``), as in every context."""
+        defining = self._defining(term)
+        ranked = self.context._literature_sources(question, {s.id for s in defining}, k=6, min_score=None)
+        return sorted((defining[:3] + ranked)[:MAX_EXPLAIN_SOURCES], key=source_rank)
+
+    def _defining(self, term: str) -> list[Source]:
+        """The passages whose title is the term (or its plural or singular), as sources."""
+        titles, seen, out = self._titles(), set(), []
+        for form in _forms(term):
+            for p in titles.get(form, []):
+                if p.passage_id not in seen:
+                    seen.add(p.passage_id)
+                    out.append(_literature(p, 1.0))
+        return out
+
+    def _titles(self) -> dict:
+        """Literature passages by their title's lower-case form (the definitions' headwords)."""
+        if self._title_map is None:
+            self._title_map = {}
+            for p in self.context._passages.values():
+                if p.kind == "literature" and p.title and self.context._allowed(p) and not is_sky_culture(p):
+                    self._title_map.setdefault(" ".join(p.title.lower().split()), []).append(p)
+        return self._title_map
 
     def _comparison(self, question: str) -> Composed | None:
         """"Compare M49 and M51.": two or three objects' facts side by side, and what differs."""
@@ -281,6 +384,22 @@ class DirectAnswers:
                      f"distance as rough (tens of per cent) [{n}].")
         sentences.append(text)
         return v["luminosity_distance_mpc"] * u.Mpc
+
+
+MAX_EXPLAIN_SOURCES = 8
+_IN_CONSTELLATION = re.compile(r"^\s*(?:is|are)\s+(?P<name>.+?)\s+(?:located\s+|found\s+|seen\s+)?in\s+"
+                               r"(?:the\s+constellation\s+(?:of\s+)?)?(?P<place>[A-Za-z][A-Za-z ]+?)\s*[?.!]*\s*$",
+                               re.I)
+
+
+def _built_in(src: Source) -> bool:
+    """The built-in literature (not a user's own passage): quoted first."""
+    return source_rank(src) < 2
+
+
+def _removed_note(passages: list[Source]) -> list[str]:
+    n = removed_instructions(passages)
+    return [f"{n} instruction-like sentence(s) in the retrieved text were removed"] if n else []
 
 
 def _is_constellation(name: str) -> bool:

@@ -77,18 +77,6 @@ def _template_fit_text(fit: dict) -> str:
     return "\n".join(lines)
 
 
-def _template_fit(spectrum) -> dict:
-    """The chi-square template fit of a spectrum, or why it was not made (the zero-shot answer
-    stands on its own: a spectrum the templates do not cover still gets one)."""
-    from astrovlm.encoders.template_fit import fit_spectrum
-    from astrovlm.errors import AstroVLMError
-
-    try:
-        return fit_spectrum(spectrum).to_dict()
-    except AstroVLMError as exc:
-        return {"error": str(exc)}
-
-
 def run_classify(args) -> int:
     from astrovlm.encoders import AlignedEncoder
     from astrovlm.encoders.zeroshot import classify, modality_of
@@ -107,7 +95,9 @@ def run_classify(args) -> int:
     result = classify(encoder, image=image, spectrum=spectrum, labels=labels, views=args.views).to_dict()
     result["files"] = {k: v for k, v in (("image", image), ("spectrum", spectrum)) if v}
     if spectrum is not None:
-        result["template_fit"] = _template_fit(spectrum)
+        from astrovlm.encoders.template_fit import fit_or_reason
+
+        result["template_fit"] = fit_or_reason(spectrum)
     emit(result, args.json, _text)
     return 0
 

@@ -36,8 +36,10 @@ class Spectrum:
 
     @property
     def mask(self) -> np.ndarray:
-        """True where a pixel is usable: finite flux and positive (or unknown) ivar."""
-        good = np.isfinite(self.flux) & np.isfinite(self.wavelength.value)
+        """True where a pixel is usable: finite flux, a finite positive wavelength (broken
+        files pad with 0 Angstrom rows) and positive (or unknown) ivar."""
+        wave = self.wavelength.value
+        good = np.isfinite(self.flux) & np.isfinite(wave) & (wave > 0)
         if self.ivar is not None:
             good &= np.isfinite(self.ivar) & (self.ivar > 0)
         return good

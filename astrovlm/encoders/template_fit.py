@@ -563,3 +563,26 @@ def fit_spectrum(spectrum, templates: TemplateSet | None = None, *, z_range: tup
 
 __all__ = ["TemplateSet", "TemplateMatch", "TemplateFitResult", "fit_spectrum", "train_templates",
            "ZWARN_BITS", "Z_GRIDS", "is_reserved"]
+
+
+def fit_or_reason(spectrum, **kwargs) -> dict:
+    """``fit_spectrum(...).to_dict()``, or ``{"error": why}`` where no fit can be made (a
+    spectrum the templates do not cover still has its zero-shot answer)."""
+    from astrovlm.errors import AstroVLMError
+
+    try:
+        return fit_spectrum(spectrum, **kwargs).to_dict()
+    except AstroVLMError as exc:
+        return {"error": str(exc)}
+
+
+def fit_summary(fit: dict) -> str:
+    """One line for a person: the class, z and its error, and how firm the class is."""
+    if "error" in fit:
+        return f"template fit: not made ({fit['error']})"
+    err = "at the grid's limit" if fit["z_err"] is None else f"+- {fit['z_err']:.5f}"
+    dc = fit.get("delta_chi2_class")
+    firm = "" if dc is None else f", delta chi2 to the next class {dc:.1f}"
+    warn = f"; ZWARNING {fit['zwarn']} ({', '.join(fit['warnings'])})" if fit.get("warnings") else ""
+    return (f"template fit ({fit['n_templates']} real templates, chi-square over a redshift grid): "
+            f"{fit['class']} ({fit['subclass']}), z = {fit['z']:.5f} {err}{firm}{warn}")

@@ -220,7 +220,6 @@ class SkyApp:
         return Gallery(pictures, note, hits)
 
     def _picture(self, hit) -> Picture | None:
-        meta = hit.metadata
         if not hit.preview or not Path(hit.preview).exists():
             return None
         try:
@@ -284,8 +283,13 @@ class SkyApp:
             note += "\n\n" + "\n".join(
                 f"- {m} alone: {max(p, key=p.get)} (p = {max(p.values()):.2f})"
                 for m, p in result.per_modality.items())
-        return Classification(dict(result.probabilities), dict(result.contributions), note, previews,
-                              result.to_dict())
+        details = result.to_dict()
+        if "spectrum" in items:  # the chi-square fit beside the zero-shot answer, as the CLI gives it
+            from astrovlm.encoders.template_fit import fit_or_reason, fit_summary
+
+            details["template_fit"] = fit_or_reason(items["spectrum"])
+            note += "\n\n" + fit_summary(details["template_fit"]).capitalize()
+        return Classification(dict(result.probabilities), dict(result.contributions), note, previews, details)
 
     # ---------------------------------------------------------------- object page
     def resolve(self, name: str) -> tuple[str, object]:

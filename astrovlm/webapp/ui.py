@@ -182,9 +182,9 @@ def build_blocks(app) -> gr.Blocks:
             view = app.classify(files, labels)
             return view.probabilities, view.contributions, view.note, view.previews
 
-        ev_c = cls_btn.click(on_page(classify), [cls_files, labels],
-                             [probs, drivers, cls_note, cls_preview], api_name="classify",
-                             concurrency_id="upload", concurrency_limit=MAX_READERS)
+        cls_btn.click(on_page(classify), [cls_files, labels],
+                      [probs, drivers, cls_note, cls_preview], api_name="classify",
+                      concurrency_id="upload", concurrency_limit=MAX_READERS)
         label_set.change(lambda name: app.label_set(name), label_set, labels, api_visibility="private",
                          queue=False)
 

@@ -350,10 +350,11 @@ class ExampleMaker:
             out.append(self.example("literature", question, sources, f"{first.rstrip('.!?')} [{c}]."))
         return out
 
-    def captions(self, per_image: int, spectra_limit: int) -> list[dict]:
+    def captions(self, per_image: int, spectra_limit: int, modalities=("image", "spectrum")) -> list[dict]:
         """Stage 1: attachment -> caption (no retrieval, no context)."""
         out = []
-        images = [(rec, self.ds.get_object(rec.object_id)) for rec in self.ds.images if rec.split == self.split]
+        images = [(rec, self.ds.get_object(rec.object_id)) for rec in self.ds.images
+                  if rec.split == self.split and "image" in modalities]
         images = [(rec, o) for rec, o in images if o is not None]
         ok = {id(r) for r in self.indexed("image", [rec for rec, _ in images])}
         images = [(rec, o) for rec, o in images if id(rec) in ok]
@@ -364,7 +365,8 @@ class ExampleMaker:
             caps = image_captions(obj, card.text if card else None)
             for cap in self.rng.sample(caps, min(per_image, len(caps))):
                 out.append(self._caption_example("image", vec, cap, obj.object_id))
-        spectra = self.indexed("spectrum", [rec for rec in self.ds.spectra if rec.split == self.split])
+        spectra = self.indexed("spectrum", [rec for rec in self.ds.spectra
+                                            if rec.split == self.split and "spectrum" in modalities])
         self.rng.shuffle(spectra)
         spectra = spectra[:spectra_limit]
         self.vectors("spectrum", spectra)
@@ -405,6 +407,9 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=260)
     p.add_argument("--spectra", type=int, default=140)
     p.add_argument("--caption-spectra", type=int, default=200)
+    p.add_argument("--only", choices=("image", "spectrum"),
+                   help="only the examples with this attachment (captions and 'what is this?'): "
+                        "the data of stage3_reproject.yaml, in minutes instead of the whole set's ~25")
     args = p.parse_args(argv)
 
     import torch
@@ -422,7 +427,8 @@ def build(sky, out: Path, args) -> dict:
     ``sky``: ``Sky.open(...)`` (its index was checked against its encoder on opening)."""
     ds, encoder = sky.dataset, sky.encoder
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"dataset": str(ds.root), "encoder_fingerprint": encoder.fingerprint,
+    summary = {"dataset": str(ds.root), "only": getattr(args, "only", None),
+               "encoder_fingerprint": encoder.fingerprint,
                "encoder_towers": {m: encoder.tower_fingerprint(m) for m in ("image", "spectrum")},
                "seed": args.seed}
     for split in ("train", "val"):
@@ -431,14 +437,21 @@ def build(sky, out: Path, args) -> dict:
         maker = ExampleMaker(ds, helper, split, rng)
         small = 1.0 if split == "train" else 0.3
         scale = len(maker.objects) / 545 * (1.0 if split == "train" else 0.6)
-        stage1 = maker.captions(per_image=3 if split == "train" else 1,
-                                spectra_limit=int(args.caption_spectra * small))
-        stage2 = (maker.facts(args.facts_per_object if split == "train" else 1)
-                  + maker.unanswerable(int(args.unanswerable * scale))
-                  + maker.follow_ups(int(args.follow_ups * scale))
-                  + maker.attachments("image", int(args.images * small))
-                  + maker.attachments("spectrum", int(args.spectra * small))
-                  + maker.literature())
+        only = getattr(args, "only", None)
+        if only:  # one projector's examples (stage 3): its captions and its "what is this?"
+            stage1 = maker.captions(per_image=3 if split == "train" else 1,
+                                    spectra_limit=int(args.caption_spectra * small),
+                                    modalities=(only,))
+            stage2 = maker.attachments(only, int((args.images if only == "image" else args.spectra) * small))
+        else:
+            stage1 = maker.captions(per_image=3 if split == "train" else 1,
+                                    spectra_limit=int(args.caption_spectra * small))
+            stage2 = (maker.facts(args.facts_per_object if split == "train" else 1)
+                      + maker.unanswerable(int(args.unanswerable * scale))
+                      + maker.follow_ups(int(args.follow_ups * scale))
+                      + maker.attachments("image", int(args.images * small))
+                      + maker.attachments("spectrum", int(args.spectra * small))
+                      + maker.literature())
         rng.shuffle(stage1)
         rng.shuffle(stage2)
         write(out / f"stage1_{split}.jsonl", stage1)

