@@ -25,7 +25,7 @@ from astrovlm.assistant.catalog_parse import parse_catalog_question
 from astrovlm.assistant.catalog_query import CatalogTables
 from astrovlm.assistant.derived import Derived, physical_size, redshift_distance, sky_position
 from astrovlm.assistant.context import _literature, is_sky_culture, source_rank
-from astrovlm.assistant.explain import _forms, concept_term, explanation_sentences, removed_instructions
+from astrovlm.assistant.explain import concept_term, explanation_sentences, removed_instructions, term_forms
 from astrovlm.assistant.mentions import find_names
 from astrovlm.assistant.overview import (
     class_definition, comparison_sentences, overview_sentences, wants_comparison, wants_overview)
@@ -77,17 +77,17 @@ class DirectAnswers:
 
     # ------------------------------------------------------------------ routing
     def answer(self, question: str, subjects=()) -> Composed | None:
+        claimed = statement_of(question)          # "Is it true that M13 is in Hercules?"
+        asked = as_question(claimed) if claimed else None   # "Is M13 in Hercules?"
         q = parse_catalog_question(question)
-        if q is None and statement_of(question):   # "Is it true that M13 is in Hercules?"
-            asked = as_question(statement_of(question))
-            q = parse_catalog_question(asked) if asked else None
+        if q is None and asked:
+            q = parse_catalog_question(asked)
             q = q if q is not None and q.kind == "verdict" else None
         if q is not None and self.tables is not None:
             got = self._catalog(question, q)
             if got is not None:
                 return got
-        claimed = statement_of(question)
-        where = _IN_CONSTELLATION.match((as_question(claimed) if claimed else None) or question)
+        where = _IN_CONSTELLATION.match(asked or question)
         if where and not where.group("name").lower().startswith(("there ", "any ")):
             got = self._constellation_verdict(where.group("name"), where.group("place"))
             if got is not None:
@@ -108,9 +108,8 @@ class DirectAnswers:
             got = self._explanation(question, term)
             if got is not None:
                 return got
-        statement = statement_of(question)
-        if statement is not None:
-            got = self._statement(question, statement)
+        if claimed is not None:
+            got = self._statement(question, claimed)
             if got is not None:
                 return got
         wants = [k for k, rx in (("sky", _SKY), ("size", _SIZE), ("distance", _DISTANCE)) if rx.search(question)]
@@ -176,10 +175,7 @@ class DirectAnswers:
         """"What is a pulsar?": the definitions of the term in the literature, quoted and
         cited (``explain``); None for a question about an object ("What is M31?") or a term
         no passage names."""
-        if self.context.retriever is None:
-            return None
-        objects, _, _ = self.context.read_names(question)
-        if objects:
+        if not self._about_no_object(question):
             return None
         passages = self._passages_on(term, question)
         sentences, _ = explanation_sentences(term, passages, prefer=_built_in)
@@ -191,10 +187,7 @@ class DirectAnswers:
         """"Is it true that globular clusters are young?": a verdict from the definitions of
         the statement's subject (``statements``), then the evidence; None for a statement
         about a named object, or whose subject no passage defines."""
-        if self.context.retriever is None:
-            return None
-        objects, _, _ = self.context.read_names(question)
-        if objects:
+        if not self._about_no_object(question):
             return None
         titles = self._titles()
         found = split_subject(statement, titles)
@@ -207,6 +200,11 @@ class DirectAnswers:
             return None
         return Composed(verdict_sentences(verdict, subject, evidence), passages, [], _removed_note(passages))
 
+    def _about_no_object(self, question: str) -> bool:
+        """A general question the literature can answer: there is literature to retrieve and
+        the question names no object (those go to the card)."""
+        return self.context.retriever is not None and not self.context.read_names(question)[0]
+
     def _passages_on(self, term: str, question: str) -> list[Source]:
         """The passages an explanation reads, in context order: those titled with the term
         first, then the hybrid retrieval's for the question; built-in literature before a
@@ -218,7 +216,7 @@ class DirectAnswers:
     def _defining(self, term: str) -> list[Source]:
         """The passages whose title is the term (or its plural or singular), as sources."""
         titles, seen, out = self._titles(), set(), []
-        for form in _forms(term):
+        for form in term_forms(term):
             for p in titles.get(form, []):
                 if p.passage_id not in seen:
                     seen.add(p.passage_id)

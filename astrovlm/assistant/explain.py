@@ -46,9 +46,15 @@ def concept_term(question: str) -> str | None:
     return term if re.search(r"[A-Za-z]{2}", term) else None
 
 
-def _forms(term: str) -> list[str]:
-    """The term and its singular or plural ("white dwarfs" / "white dwarf", "nebulae")."""
-    t = " ".join(term.lower().replace("-", " ").split())
+def _plain(text: str) -> str:
+    """Lower case, hyphens as spaces, one space between words: how terms are compared."""
+    return " ".join(text.lower().replace("-", " ").split())
+
+
+def term_forms(term: str) -> list[str]:
+    """The term and its singular or plural ("white dwarfs" / "white dwarf", "nebulae"), in
+    ``_plain`` form."""
+    t = _plain(term)
     forms = {t}
     for a, b in (("ae", "a"), ("ies", "y"), ("es", ""), ("s", "")):
         if t.endswith(a):
@@ -64,10 +70,6 @@ def _names(text: str, forms: list[str]) -> bool:
 
 
 _ENTRY = re.compile(r"^(?P<head>[^:()\n]{1,60}?)\s*(?:\(also:(?P<also>[^)]*)\))?\s*:\s*(?P<gloss>.+)$", re.S)
-
-
-def _plain(text: str) -> str:
-    return " ".join(text.lower().replace("-", " ").split())
 
 
 def _defines(sentence: str, forms: list[str]) -> bool:
@@ -98,7 +100,7 @@ def _definition(src: Source, term: str, forms: list[str]) -> list[str]:
     sentences from the first that names it (two at most); from any other passage, only a
     sentence that says what the term is ("A pulsar is ..."), not a passing mention."""
     text, _ = neutralise(src.text)
-    title = " ".join((src.title or "").lower().replace("-", " ").split())
+    title = _plain(src.title or "")
     entry = _ENTRY.match(text)
     heads = [entry.group("head"), *(entry.group("also") or "").split(",")] if entry else []
     if entry and (any(_plain(h) in forms for h in heads) or title in forms):
@@ -137,7 +139,7 @@ def explanation_sentences(term: str, passages: list[Source], prefer=None) -> tup
 
 
 def _quote(term: str, passages: list[Source], allowed) -> tuple[list[str], list[int]]:
-    forms = _forms(term)
+    forms = term_forms(term)
     sentences: list[str] = []
     used: list[int] = []
     for n, src in enumerate(passages, 1):

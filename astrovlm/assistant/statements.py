@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from astrovlm.assistant.explain import _forms, explanation_sentences
+from astrovlm.assistant.explain import explanation_sentences, term_forms
 from astrovlm.assistant.prompts import Source
 
 STATEMENT = [re.compile(p, re.I) for p in (
@@ -60,7 +60,7 @@ def statement_of(question: str) -> str | None:
             return m.group("s").strip()
     m = YES_NO.match(question)
     if m and len(m.group("s").split()) >= 2:
-        return f"{m.group('s').strip()}"  # "a pulsar a neutron star": the subject is split off later
+        return m.group("s").strip()  # "a pulsar a neutron star": the subject is split off later
     return None
 
 
@@ -91,7 +91,7 @@ def split_subject(statement: str, titles: dict) -> tuple[str, str] | None:
         words = words[1:]
     for n in range(min(4, len(words) - 1), 0, -1):
         subject = " ".join(words[:n]).strip(",")
-        if any(f in titles for f in _forms(subject)):
+        if any(f in titles for f in term_forms(subject)):
             claim = COPULA.sub("", " ".join(words[n:]))
             return subject, claim
     return None

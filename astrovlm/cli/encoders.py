@@ -64,14 +64,10 @@ def _text(result: dict) -> str:
 
 
 def _template_fit_text(fit: dict) -> str:
-    if "error" in fit:
-        return f"template fit: not made ({fit['error']})"
-    flags = f"  ZWARNING {fit['zwarn']}: {', '.join(fit['warnings'])}" if fit["warnings"] else ""
-    dc = fit["delta_chi2_class"]
-    err = "(no curvature: at the grid's limit)" if fit["z_err"] is None else f"{fit['z_err']:.5f}"
-    lines = [f"template fit: {fit['class']} ({fit['subclass']}), z = {fit['z']:.5f} +- {err}"
-             f"{'' if dc is None else f', delta chi2 to the next class {dc:.1f}'}{flags}"]
-    for m in fit["best_by_class"][:4]:
+    from astrovlm.encoders.template_fit import fit_summary
+
+    lines = [fit_summary(fit)]
+    for m in fit.get("best_by_class", [])[:4]:
         lines.append(f"  chi2 {m['chi2']:12.1f}  (reduced {m['rchi2']:8.3f})  z={m['z']:.5f}  "
                      f"{m['class']}: {m['template']}")
     return "\n".join(lines)

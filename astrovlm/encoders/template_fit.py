@@ -561,10 +561,6 @@ def fit_spectrum(spectrum, templates: TemplateSet | None = None, *, z_range: tup
                              len(ts), ts.fingerprint)
 
 
-__all__ = ["TemplateSet", "TemplateMatch", "TemplateFitResult", "fit_spectrum", "train_templates",
-           "ZWARN_BITS", "Z_GRIDS", "is_reserved"]
-
-
 def fit_or_reason(spectrum, **kwargs) -> dict:
     """``fit_spectrum(...).to_dict()``, or ``{"error": why}`` where no fit can be made (a
     spectrum the templates do not cover still has its zero-shot answer)."""
@@ -577,12 +573,16 @@ def fit_or_reason(spectrum, **kwargs) -> dict:
 
 
 def fit_summary(fit: dict) -> str:
-    """One line for a person: the class, z and its error, and how firm the class is."""
+    """One line for a person (``fit_or_reason``'s dict): the class, z and its error, how firm
+    the class is, and any ZWARNING; ``astrovlm classify`` and the app's Classify tab say it."""
     if "error" in fit:
         return f"template fit: not made ({fit['error']})"
-    err = "at the grid's limit" if fit["z_err"] is None else f"+- {fit['z_err']:.5f}"
-    dc = fit.get("delta_chi2_class")
-    firm = "" if dc is None else f", delta chi2 to the next class {dc:.1f}"
-    warn = f"; ZWARNING {fit['zwarn']} ({', '.join(fit['warnings'])})" if fit.get("warnings") else ""
-    return (f"template fit ({fit['n_templates']} real templates, chi-square over a redshift grid): "
-            f"{fit['class']} ({fit['subclass']}), z = {fit['z']:.5f} {err}{firm}{warn}")
+    flags = f"  ZWARNING {fit['zwarn']}: {', '.join(fit['warnings'])}" if fit["warnings"] else ""
+    dc = fit["delta_chi2_class"]
+    err = "(no curvature: at the grid's limit)" if fit["z_err"] is None else f"{fit['z_err']:.5f}"
+    return (f"template fit: {fit['class']} ({fit['subclass']}), z = {fit['z']:.5f} +- {err}"
+            f"{'' if dc is None else f', delta chi2 to the next class {dc:.1f}'}{flags}")
+
+
+__all__ = ["TemplateSet", "TemplateMatch", "TemplateFitResult", "fit_spectrum", "fit_or_reason", "fit_summary",
+           "train_templates", "ZWARN_BITS", "Z_GRIDS", "is_reserved"]

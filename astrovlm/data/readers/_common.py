@@ -220,8 +220,14 @@ def hdu_file_span(hdu) -> tuple[str, int, int] | None:
 
 
 def raw_header(hdu) -> bytes | None:
-    """The HDU's header as the file holds it, or None (see ``hdu_file_span``)."""
-    span = hdu_file_span(hdu)
+    """The HDU's header as the file holds it, or None (see ``hdu_file_span``). Kept on the
+    HDU: sniffing (column names) and reading (wcslib, the companion row) both use it."""
+    if "_astrovlm_raw_header" not in hdu.__dict__:
+        hdu.__dict__["_astrovlm_raw_header"] = _read_raw_header(hdu_file_span(hdu))
+    return hdu.__dict__["_astrovlm_raw_header"]
+
+
+def _read_raw_header(span) -> bytes | None:
     if span is None:
         return None
     try:

@@ -24,7 +24,7 @@ import numpy as np
 
 from astrovlm.data.readers._common import (
     card, check_nonempty, guarded, hdu_data, hdu_file_span, hdu_shape, header_number, header_radec, image_data,
-    is_image_hdu, is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu, table_columns)
+    is_image_hdu, is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu, raw_header, table_columns)
 from astrovlm.data.readers.spectrum_table import (
     META_KEYS, assume_angstrom, finish_spectrum, ivar_from_error, spectral_columns,
     spectrum_from_table)
@@ -429,25 +429,24 @@ def _row_fields(hdu, index: int, wanted) -> dict | None:
 
     from astrovlm.data.readers.fits_structure import header_cards, tform_bytes
 
-    span = hdu_file_span(hdu) if isinstance(hdu, fits.BinTableHDU) else None
-    if span is None:
+    raw = raw_header(hdu) if isinstance(hdu, fits.BinTableHDU) else None
+    if raw is None:
         return None
-    name, header_at, data_at = span
+    name, _, data_at = hdu_file_span(hdu)
     try:
+        cards = header_cards(raw, _ROW_KEYS)
+        width, rows = int(cards["NAXIS1"]), int(cards["NAXIS2"])
+        fields, offset = {}, 0
+        for i in range(1, int(cards["TFIELDS"]) + 1):
+            size, repeat, code = tform_bytes(cards[f"TFORM{i}"])
+            col = cards.get(f"TTYPE{i}", "").upper()
+            if col in wanted and col not in fields and (code == "A" or repeat == 1):
+                scale = float(cards.get(f"TSCAL{i}", 1)), float(cards.get(f"TZERO{i}", 0))
+                fields[col] = (offset, repeat, code, scale)
+            offset += size
+        if offset != width or not 0 <= index < rows:
+            return None
         with open(name, "rb") as fh:
-            fh.seek(header_at)
-            cards = header_cards(fh.read(data_at - header_at), _ROW_KEYS)
-            width, rows = int(cards["NAXIS1"]), int(cards["NAXIS2"])
-            fields, offset = {}, 0
-            for i in range(1, int(cards["TFIELDS"]) + 1):
-                size, repeat, code = tform_bytes(cards[f"TFORM{i}"])
-                col = cards.get(f"TTYPE{i}", "").upper()
-                if col in wanted and col not in fields and (code == "A" or repeat == 1):
-                    scale = float(cards.get(f"TSCAL{i}", 1)), float(cards.get(f"TZERO{i}", 0))
-                    fields[col] = (offset, repeat, code, scale)
-                offset += size
-            if offset != width or not 0 <= index < rows:
-                return None
             fh.seek(data_at + index * width)
             row = fh.read(width)
     except (OSError, ValueError, KeyError):
