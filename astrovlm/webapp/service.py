@@ -288,7 +288,8 @@ class SkyApp:
             from astrovlm.encoders.template_fit import fit_or_reason, fit_summary
 
             details["template_fit"] = fit_or_reason(items["spectrum"])
-            note += "\n\n" + fit_summary(details["template_fit"]).capitalize()
+            line = fit_summary(details["template_fit"])
+            note += "\n\n" + line[:1].upper() + line[1:]  # not capitalize(): "K5", "ZWARNING" keep their case
         return Classification(dict(result.probabilities), dict(result.contributions), note, previews, details)
 
     # ---------------------------------------------------------------- object page
