@@ -129,6 +129,42 @@ def test_specobj_row_read_from_bytes_agrees_with_astropy(tmp_path, gzipped):
         assert _meta_from_companion(hdus, 3) == {}  # past the last row: nothing, no error
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_spectrum_table_read_from_bytes_agrees_with_astropy(tmp_path, gzipped):
+    """A spectrum table read from its bytes (plain file) or through astropy (gzip) gives
+    the same Spectrum: scaled, integer, string and vector columns beside the spectral ones;
+    with a logical column (not read from bytes) and with a TNULL (astropy's masked Table)
+    the same again."""
+    import gzip
+    import shutil
+
+    n = 400
+    wave = np.linspace(4000, 8000, n)
+    flux = (1 + 0.1 * np.sin(wave / 50)).astype(np.float32)
+    base = [fits.Column(name="wavelength", format="D", unit="Angstrom", array=wave),
+            fits.Column(name="flux", format="E", bscale=2.0, bzero=0.5, array=flux,
+                        unit="erg/(s cm2 Angstrom)"),
+            fits.Column(name="ivar", format="E", array=np.full(n, 4.0, np.float32)),
+            fits.Column(name="label", format="3A", array=["abc"] * n),
+            fits.Column(name="extra", format="2J", array=np.ones((n, 2), np.int32))]
+    variants = {"plain": base,
+                "logical": base + [fits.Column(name="good", format="L", array=np.ones(n, bool))],
+                "nulls": base + [fits.Column(name="mask", format="J", null=-1, array=np.zeros(n, np.int32))]}
+    for label, cols in variants.items():
+        path = tmp_path / f"{label}.fits"
+        fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+        if gzipped:
+            with open(path, "rb") as src, gzip.open(tmp_path / f"{label}.fits.gz", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            path = tmp_path / f"{label}.fits.gz"
+        spec = read_spectrum(path)
+        with fits.open(path) as hdul:
+            want = hdul[1].data
+            np.testing.assert_allclose(spec.wavelength.to_value("Angstrom"), want["wavelength"])
+            np.testing.assert_allclose(spec.flux, want["flux"], rtol=1e-6)
+            np.testing.assert_allclose(spec.ivar, want["ivar"])
+        assert spec.flux_unit == "erg/(s cm2 Angstrom)"
+
 def test_masked_nan_flux_is_allowed(tmp_path):
     spec = read_spectrum(make_sdss_table(tmp_path / "nan.fits", nan_pixels=50))
     assert spec.mask.sum() == len(spec) - 50
@@ -411,3 +447,35 @@ def test_image_centre_and_fov_agree_with_the_full_wcs(tmp_path, frame):
     fast = frame == "icrs rotated"
     assert (cut._wcs is fits_image.FROM_HEADER) == fast  # only the plain header skips the WCS
     assert cut.wcs.pixel_to_world(0, 0).separation(full.pixel_to_world(0, 0)).to_value(u.arcsec) < 1e-6
+
+
+@pytest.mark.filterwarnings("ignore::astropy.utils.exceptions.AstropyUserWarning")
+def test_header_values_from_bytes_agree_with_astropy(tmp_path):
+    """``card`` reads a plain file's values from its header bytes (``header_values``); for
+    every kind of card (strings with quotes and slashes, D exponents, logicals, blanks,
+    complex, CONTINUE, HIERARCH, lower-case and repeated keywords, a value astropy cannot
+    parse) it gives what the astropy path gives."""
+    from astrovlm.data.readers._common import card, header_values, iter_hdus, open_fits
+
+    cards = ["SIMPLE  =                    T", "BITPIX  =                  -32", "NAXIS   =                    1",
+             "NAXIS1  =                    4", "OBJECT  = 'O''Brien / field'   / a name with a quote",
+             "EMPTY   = ''", "BLANKS  = '   '", "LEAD    = '  padded'", "CD1_1   =              1.5D-03",
+             "CRVAL1  =               4000.0 / Angstrom", "DC-FLAG =                    1", "FLAG    =                    F",
+             "NEG     =                 -012", "CPLX    = (1.0, 2.0)", "UNDEF   =", "Z       = 0.0000-000000000E-04",
+             "LONGSTR = 'part one &'", "CONTINUE  'part two'", "HIERARCH ESO DET CHIP = 'CCD-1'",
+             "lower   =                   42", "DUP     =                    1", "DUP     =                    2",
+             "NOEQUAL  nothing here", "COMMENT a comment card", "HISTORY history", "RADEG   = 1.23E+02",
+             "END"]
+    header = "".join(c.ljust(80) for c in cards)
+    header += " " * (-len(header) % 2880)
+    path = tmp_path / "cards.fits"
+    path.write_bytes(header.encode("ascii") + np.zeros(4, ">f4").tobytes() + b"\0" * 2864)
+    keys = [c[:8].strip() for c in cards] + ["ESO DET CHIP", "LOWER", "ABSENT", "OBJECT"]
+    with open_fits(path) as hdul:
+        _, hdu = next(iter_hdus(hdul, path))
+        assert header_values(hdu.header) is not None  # the bytes path is taken
+        plain = fits.Header.fromstring(header)        # the same cards, astropy's path only
+        assert header_values(plain) is None
+        for key in keys:
+            got, want = card(hdu.header, key, "dflt"), card(plain, key, "dflt")
+            assert got == want and type(got) is type(want), key

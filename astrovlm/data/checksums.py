@@ -35,14 +35,18 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def file_digests(root: str | Path) -> dict[str, str]:
-    """``{relative path: sha256 hex}`` of every file the content hash covers, sorted by path."""
+def file_digests(root: str | Path, known: dict[str, str] | None = None) -> dict[str, str]:
+    """``{relative path: sha256 hex}`` of every file the content hash covers, sorted by path.
+
+    ``known``: digests already taken by whoever wrote those files (the dataset writer's
+    workers hash what they write, in parallel); every other file is read and hashed here."""
     root = Path(root)
+    known = known or {}
     out = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel not in SKIP_IN_HASH:
-            out[rel] = file_sha256(path)
+            out[rel] = known.get(rel) or file_sha256(path)
     return out
 
 

@@ -62,6 +62,7 @@ SPLIT = "train"
 SPLIT_NOTE = ("users' data has no train/val/test split; every ingested record is 'train' "
               "(it is searched and asked about, not used to evaluate astrovlm)")
 POOL_MIN_FILES = 32   # fewer files than this are read in this process: no pool to start
+IN_FLIGHT = 2         # jobs sent ahead to each worker: it never waits on this process
 PASSAGE_CHARS = 1200
 SOURCE = "user data (astrovlm data ingest)"
 _SKIP_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -81,6 +82,7 @@ class _Item:
     record: object = None           # ImageRecord / SpectrumRecord (object_id filled later)
     meta: dict = field(default_factory=dict)
     written: list = field(default_factory=list)   # files of the dataset it wrote, until settled
+    digests: dict = field(default_factory=dict)   # their sha256, taken as they were written
 
 
 def _group_key(name: str | None) -> str:
@@ -333,58 +335,81 @@ class _BudgetedWorkers:
         return proc, ours
 
     def map(self, jobs: list):
+        """Results in the jobs' order. Each worker holds up to ``IN_FLIGHT`` jobs, so it
+        starts its next file while this process takes in the last one's answer (one at a
+        time, a worker waited on this process for every file); a file's time budget runs
+        from when its worker reaches it."""
         from multiprocessing.connection import wait
 
         pending, results, next_out = deque(range(len(jobs))), {}, 0
-        idle = [self._start() for _ in range(self.n)]
-        busy: dict = {}   # conn -> (proc, job index, deadline)
+        workers = [self._start() for _ in range(self.n)]
+        queued: dict = {}    # conn -> deque of its job indices, the first one being read
+        started: dict = {}   # conn -> when its worker reached its first job
+        procs = {conn: proc for proc, conn in workers}
+        for _, conn in workers:
+            queued[conn] = deque()
+
+        def replace(conn) -> None:
+            """The worker on ``conn`` is killed (its first job overran or killed it); the
+            jobs queued behind it go back to the front of the line, in order."""
+            proc, ks = procs.pop(conn), queued.pop(conn)
+            k = ks.popleft()
+            pending.extendleft(reversed(ks))
+            started.pop(conn, None)
+            new = []
+            self._replace(proc, conn, jobs[k], new)
+            (new_proc, new_conn), = new
+            procs[new_conn], queued[new_conn] = new_proc, deque()
+
         try:
             while next_out < len(jobs):
-                while idle and pending:
-                    proc, conn = idle.pop()
-                    k = pending.popleft()
-                    conn.send(jobs[k])
-                    deadline = None if self.seconds is None else time.monotonic() + self.seconds
-                    busy[conn] = (proc, k, deadline)
+                for depth in range(1, IN_FLIGHT + 1):  # fill every worker to one, then two
+                    for conn in list(queued):
+                        if pending and len(queued[conn]) < depth:
+                            k = pending.popleft()
+                            conn.send(jobs[k])
+                            if not queued[conn]:
+                                started[conn] = time.monotonic()
+                            queued[conn].append(k)
                 while next_out in results:
                     yield results.pop(next_out)
                     next_out += 1
+                busy = [conn for conn, ks in queued.items() if ks]
                 if not busy:
                     continue
-                deadlines = [d for _, _, d in busy.values() if d is not None]
-                wait_s = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
-                for conn in wait(list(busy), timeout=wait_s):
-                    proc, k, _ = busy.pop(conn)
+                wait_s = None
+                if self.seconds is not None:
+                    wait_s = max(0.0, min(started[c] for c in busy) + self.seconds - time.monotonic())
+                for conn in wait(busy, timeout=wait_s):
+                    k = queued[conn][0]
                     try:
                         result = conn.recv()
                     except (EOFError, OSError):
-                        result = ("bad", jobs[k][2], self._died(jobs[k], proc))
-                        self._replace(proc, conn, jobs[k], idle)
-                        results[k] = result
+                        results[k] = ("bad", jobs[k][2], self._died(jobs[k], procs[conn]))
+                        replace(conn)
                         continue
                     if result[0] == "interrupt":
                         raise KeyboardInterrupt
                     results[k] = result
                     if result[0] == "bad" and result[2].endswith(_OVERRUN):
-                        self._replace(proc, conn, jobs[k], idle)
-                    else:
-                        idle.append((proc, conn))
+                        replace(conn)
+                        continue
+                    queued[conn].popleft()
+                    started[conn] = time.monotonic()  # it reads the next one now
                 now = time.monotonic()
-                for conn, (proc, k, deadline) in list(busy.items()):
-                    if deadline is not None and now >= deadline:
-                        del busy[conn]
+                for conn in [c for c, ks in queued.items() if ks]:
+                    if self.seconds is not None and now >= started[conn] + self.seconds:
+                        k = queued[conn][0]
                         results[k] = ("bad", jobs[k][2],
                                       f"{jobs[k][1]}: took longer than {self.seconds:g} s (the "
                                       f"per-file time budget){_OVERRUN}")
-                        self._replace(proc, conn, jobs[k], idle)
+                        replace(conn)
             while next_out in results:
                 yield results.pop(next_out)
                 next_out += 1
         finally:  # done, or stopped (Ctrl-C, an error): no worker outlives the ingest
-            for proc, conn in idle:
-                _stop(proc, conn)
-            for conn, (proc, _, _) in busy.items():
-                _stop(proc, conn, kill=True)
+            for conn, proc in procs.items():
+                _stop(proc, conn, kill=bool(queued.get(conn)))
 
     def _died(self, job, proc) -> str:
         proc.join(5)
@@ -502,10 +527,11 @@ def _one_file(job) -> tuple[str, str, object]:
         if not stat.S_ISREG(os.lstat(path).st_mode):  # changed since the walk
             return "bad", rel, f"{path}: no longer a regular file: not read"
         with sniffed(path) as found:  # the file is opened once, here
-            if found.kind == "image":
-                return "image", rel, _ingest_image(found, rel, files, stem, written)
-            if found.kind == "spectrum":
-                return "spectrum", rel, _ingest_spectrum(found, rel, files, stem, written)
+            if found.kind in ("image", "spectrum"):
+                ingest = _ingest_image if found.kind == "image" else _ingest_spectrum
+                item = ingest(found, rel, files, stem, written)
+                item.digests = files.take_digests(written)
+                return found.kind, rel, item
             if found.kind == "catalog":
                 return "catalog", rel, (path, read_catalog(path, hdul=found.hdul, table=found.table))
             return "text", rel, read_text(path)
@@ -533,6 +559,8 @@ def _settle(item: "_Item", record_id: str, files) -> "_Item":
     """Give a file's record its id, and its files their names (``images/USER-IMG-0001.png``)."""
     rec = item.record
     part = rec.image_id if item.kind == "image" else rec.spectrum_id  # ".part-000042"
+    files.add_digests(item.digests)
+    item.digests = {}
     for rel in item.written:
         files.rename(rel, rel.replace(part, record_id))
     rec.path = rec.path.replace(part, record_id)

@@ -47,8 +47,10 @@ class Spectrum:
     def __len__(self) -> int:
         return len(self.flux)
 
-    def to_fits(self, path: str | Path) -> None:
-        """Write as a FITS binary table SPECTRUM (write to a temp name, then rename).
+    def to_fits(self, path: str | Path, atomic: bool = True) -> None:
+        """Write as a FITS binary table SPECTRUM (write to a temp name, then rename; with
+        ``atomic=False`` straight to ``path``, for a folder that is itself swapped in whole,
+        as the dataset writer's is).
 
         The bytes are those astropy's ``BinTableHDU.from_columns`` + ``writeto`` write
         (``_fits_hdus``), put together directly: every card formatted by astropy's ``Card``,
@@ -63,13 +65,14 @@ class Spectrum:
             payload = None
         else:
             payload = self._fits_bytes()
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.tmp") if atomic else path
         if payload is None:
             self._fits_hdus().writeto(tmp, overwrite=True)
         else:
             with open(tmp, "wb") as fh:
                 fh.write(payload)
-        os.replace(tmp, path)
+        if atomic:
+            os.replace(tmp, path)
 
     def _columns(self):
         ivar = self.ivar if self.ivar is not None else np.ones_like(self.flux)

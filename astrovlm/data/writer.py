@@ -25,7 +25,7 @@ from pathlib import Path
 
 from astrovlm.config import atomic_directory, atomic_write_json, atomic_write_text
 from astrovlm.data.checksums import (
-    CHECKSUMS, HASH_RULE, checksums_text, file_digests, file_sizes, hash_of_digests)
+    CHECKSUMS, HASH_RULE, checksums_text, file_digests, file_sha256, file_sizes, hash_of_digests)
 from astrovlm.data.records import ImageRecord, Passage, SkyObject, SpectrumRecord, write_jsonl
 from astrovlm.errors import BadArgumentError, NotFoundError
 
@@ -100,7 +100,7 @@ class DatasetWriter:
                                         path=self.final / name)
         for stray in [*self.root.glob("images/.part-*"), *self.root.glob("spectra/.part-*")]:
             stray.unlink()  # what a worker killed mid-file left (ingest's .part-K names)
-        digests = file_digests(self.root)
+        digests = file_digests(self.root, known=self.files.digests)
         atomic_write_text(self.root / CHECKSUMS, checksums_text(digests))
         # sizes let opening the dataset notice a truncated or missing file with a stat
         manifest = {**manifest, "files": len(digests), "content_hash": hash_of_digests(digests),
@@ -111,17 +111,27 @@ class DatasetWriter:
 
 
 class DatasetFiles:
-    """The files of an open dataset folder: where each goes, copies and spectra in."""
+    """The files of an open dataset folder: where each goes, copies and spectra in.
+
+    ``digests`` holds the sha256 of each file ``copy`` and ``write_spectrum`` wrote, taken as
+    it is written (in ingest's workers, in parallel); ``finish`` hashes only the rest. A
+    worker's digests travel back with its file (``take_digests``, ``add_digests``)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._made: set[Path] = set()
+        self.digests: dict[str, str] = {}
+
+    def __getstate__(self) -> dict:  # a worker starts with no digests of its own
+        return {**self.__dict__, "digests": {}}
 
     def path(self, rel: str) -> Path:
-        """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made."""
+        """Where the file ``rel`` (relative, '/'-separated) goes; its folder is made. A
+        digest taken of ``rel`` is dropped: whoever asks for the path may write it anew."""
         parts = Path(rel).parts
         if not parts or Path(rel).is_absolute() or ".." in parts:
             raise BadArgumentError(f"'{rel}' is not a path inside the dataset", field="rel")
+        self.digests.pop(rel, None)
         target = self.root / rel
         if target.parent not in self._made:  # one mkdir per folder, not per file
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,14 +139,29 @@ class DatasetFiles:
         return target
 
     def copy(self, source: str | Path, rel: str) -> str:
-        shutil.copy2(source, self.path(rel))
+        target = self.path(rel)
+        shutil.copy2(source, target)
+        self.digests[rel] = file_sha256(target)  # from the page cache, just written
         return rel
 
     def write_spectrum(self, spectrum, rel: str) -> str:
-        spectrum.to_fits(self.path(rel))
+        target = self.path(rel)
+        spectrum.to_fits(target, atomic=False)  # the whole folder is swapped in at the end
+        self.digests[rel] = file_sha256(target)
         return rel
 
     def rename(self, rel: str, new_rel: str) -> str:
         """Move a file already written to ``new_rel``; returns ``new_rel``."""
+        digest = self.digests.get(rel)
         os.replace(self.path(rel), self.path(new_rel))
+        if digest:
+            self.digests[new_rel] = digest
         return new_rel
+
+    def take_digests(self, rels) -> dict[str, str]:
+        """The digests of ``rels``, taken out (a worker sends them back with its file)."""
+        return {rel: self.digests.pop(rel) for rel in rels if rel in self.digests}
+
+    def add_digests(self, digests: dict[str, str]) -> None:
+        """Digests a worker took of files it wrote here."""
+        self.digests.update(digests)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import warnings
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +20,8 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers import limits
+from astrovlm.data.readers.header_values import ASK_ASTROPY, HeaderValues
+from astrovlm.data.readers.light_fits import LightHDU, LightHDUList, can_open_light
 from astrovlm.errors import AstroVLMError, BadArgumentError, NotFoundError, UnreadableError
 
 # Images larger than this are refused from the header, before any pixel is read: nothing
@@ -89,11 +92,16 @@ def open_fits(path: str | Path, hdul=None) -> Iterator:
     path = check_nonempty(path)
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
-    check_fits_structure(path, gzipped)  # absurd or missing structural cards, budgets, truncation
+    # absurd or missing structural cards, budgets, truncation; where the file is plain, the
+    # spans of its HDUs, which open it without astropy's HDU objects (light_fits)
+    spans = check_fits_structure(path, gzipped)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # IRAF headers warn on every non-standard card
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+            if can_open_light(spans):
+                hdul = LightHDUList(path, spans)
+            else:
+                hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
     except MemoryError:
         raise
     except Exception as exc:  # OSError, VerifyError, KeyError from a card astropy needs
@@ -120,7 +128,7 @@ def iter_hdus(hdul, path) -> Iterator:
             if i == 0:
                 raise UnreadableError(f"not a readable FITS file ({_reason(exc)})", path=path) from None
             return  # trailing junk after the last HDU: keep what was readable
-        yield i, hdu
+        yield i, _with_values(hdu)
         i += 1
 
 
@@ -129,7 +137,7 @@ def pick_hdu(hdul, hdu, path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return hdul[hdu]
+            return _with_values(hdul[hdu])
     except (IndexError, KeyError, TypeError):
         names = [h.name or str(i) for i, h in iter_hdus(hdul, path)]
         raise NotFoundError(f"has no HDU {hdu!r} (it has {len(names)}: {', '.join(names)})",
@@ -208,6 +216,8 @@ def hdu_file_span(hdu) -> tuple[str, int, int] | None:
     """(file name, header offset, data offset) of an HDU read from a plain file; None for
     one from a gzip file or from memory. The HDU's own fileinfo: ``HDUList.fileinfo`` would
     first serialise every header to see whether it was resized."""
+    if isinstance(hdu, LightHDU):
+        return hdu.file_span()
     try:
         info = hdu.fileinfo()
         name = getattr(info["file"], "name", None) if info else None
@@ -239,11 +249,9 @@ def _read_raw_header(span) -> bytes | None:
 
 
 def _ttypes(hdu) -> list[str] | None:
-    from astropy.io import fits
-
     from astrovlm.data.readers.fits_structure import header_cards
 
-    raw = raw_header(hdu) if isinstance(hdu, fits.BinTableHDU) else None
+    raw = raw_header(hdu) if is_bintable_hdu(hdu) else None
     if raw is None:
         return None
     cards = header_cards(raw, _TTYPE_KEYS)
@@ -279,18 +287,68 @@ def _header_shape(header) -> tuple[int, ...]:
 def is_image_hdu(hdu) -> bool:
     from astropy.io import fits
 
+    if isinstance(hdu, LightHDU):
+        return hdu.kind == "image"
     return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
 
 
 def is_table_hdu(hdu) -> bool:
     from astropy.io import fits
 
+    if isinstance(hdu, LightHDU):
+        return hdu.kind in ("bintable", "table")
     return isinstance(hdu, (fits.BinTableHDU, fits.TableHDU))
+
+
+def is_bintable_hdu(hdu) -> bool:
+    from astropy.io import fits
+
+    if isinstance(hdu, LightHDU):
+        return hdu.kind == "bintable"
+    return isinstance(hdu, fits.BinTableHDU)
+
+
+def astropy_hdu(hdu):
+    """The HDU as astropy's own object, for what takes one (``Table.read``)."""
+    return hdu.astropy_hdu() if isinstance(hdu, LightHDU) else hdu
+
+
+def _with_values(hdu):
+    """The HDU, its header told where its bytes are: ``card`` then reads values from them
+    (``header_values``) rather than through astropy's Card, for a plain image or table HDU
+    of a plain file. (A tile-compressed image's header is astropy's, made from the table's.)"""
+    from astropy.io import fits
+
+    if type(hdu) in (fits.PrimaryHDU, fits.ImageHDU, fits.BinTableHDU, fits.TableHDU):
+        header = hdu.header
+        if "_astrovlm_values" not in header.__dict__:
+            header.__dict__["_astrovlm_values"] = weakref.ref(hdu)  # parsed when first asked
+    return hdu
+
+
+def header_values(header) -> HeaderValues | None:
+    """The ``HeaderValues`` of a header that ``iter_hdus`` or ``pick_hdu`` gave, made from the
+    file's header bytes on first use; None for any other header (in memory, gzipped)."""
+    found = getattr(header, "__dict__", {}).get("_astrovlm_values")
+    if isinstance(found, weakref.ref):
+        hdu = found()
+        raw = raw_header(hdu) if hdu is not None else None
+        found = HeaderValues(raw) if raw else None
+        header.__dict__["_astrovlm_values"] = found
+    return found
 
 
 def card(header, key: str, default=None):
     """A header value, or ``default`` when the card is absent or unparsable (old IRAF files
-    carry cards like ``Z = '0.0000-000000000E-04'`` that astropy cannot parse)."""
+    carry cards like ``Z = '0.0000-000000000E-04'`` that astropy cannot parse). From the
+    file's header bytes where ``header_values`` has them, else through astropy."""
+    values = header_values(header)
+    if values is not None:
+        value = values.get(key.upper())
+        if value is not ASK_ASTROPY:
+            if isinstance(value, str):
+                value = value.strip()
+            return default if value is None or value == "" else value
     try:
         if key not in header:  # most look-ups miss: an index look-up, no warnings machinery
             return default

@@ -11,7 +11,7 @@ import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
-    check_nonempty, guarded, hdu_data, is_table_hdu, iter_hdus, open_fits, pick_hdu)
+    astropy_hdu, check_nonempty, guarded, hdu_data, is_table_hdu, iter_hdus, open_fits, pick_hdu)
 from astrovlm.data.readers.limits import MAX_COLUMNS, MAX_ROWS, MAX_TEXT_TABLE_BYTES
 from astrovlm.errors import BadArgumentError, UnreadableError
 
@@ -159,7 +159,7 @@ def _fits_table(path: Path, hdu, opened=None):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return Table.read(chosen, format="fits", character_as_bytes=False)
+                return Table.read(astropy_hdu(chosen), format="fits", character_as_bytes=False)
         except MemoryError:
             raise
         except Exception as exc:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 
 from astrovlm.data.readers._common import (
-    card, check_nonempty, guarded, hdu_data, hdu_file_span, hdu_shape, header_number, header_radec, image_data,
-    is_image_hdu, is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu, raw_header, table_columns)
+    astropy_hdu, card, check_nonempty, guarded, hdu_data, hdu_file_span, hdu_shape, header_number, header_radec, image_data,
+    is_bintable_hdu, is_image_hdu, is_table_hdu, iter_hdus, open_fits, parse_spectral_unit, pick_hdu, raw_header, table_columns)
 from astrovlm.data.readers.spectrum_table import (
     META_KEYS, assume_angstrom, finish_spectrum, ivar_from_error, spectral_columns,
     spectrum_from_table)
@@ -156,15 +157,22 @@ def _find_spectrum_hdu(hdus, path):
 def _table(hdu, path):
     from astropy.table import Table
 
+    layout = _bintable_layout(hdu)
+    if layout is not None and not layout.has_nulls:
+        records = _records_from_bytes(layout, path)
+        if records is not None:
+            return _FitsColumns(records, {c.name: c.unit for c in layout.columns},
+                                {c.name: (c.scale, c.zero) for c in layout.columns})
     data = hdu_data(hdu, path)  # reading first turns a truncated table into a clear error
     if data is None:
         return Table()
-    if not any(key.startswith("TNULL") for key in hdu.header):
-        return _FitsColumns(data)
+    if not (layout.has_nulls if layout is not None
+            else any(key.startswith("TNULL") for key in hdu.header)):
+        return _FitsColumns(data, {c.name: c.unit for c in data.columns})
     try:  # integer nulls: astropy's Table masks them
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Table.read(hdu, format="fits", character_as_bytes=False)
+            return Table.read(astropy_hdu(hdu), format="fits", character_as_bytes=False)
     except MemoryError:
         raise
     except Exception as exc:  # ValueError, TypeError, VerifyError: a column astropy cannot build
@@ -174,15 +182,18 @@ def _table(hdu, path):
 
 class _FitsColumns:
     """A FITS table's columns as ``spectrum_from_table`` reads them (``colnames``, ``len``,
-    ``table[name]`` with its unit), straight from the HDU's records: ``Table.read`` copies
-    every column into an astropy Table and parses every unit, a third of the time of reading
-    an SDSS spectrum, for the two to four columns a spectrum uses. Scaled columns
-    (TSCAL/TZERO) come scaled, as from Table.read; NaN stays NaN."""
+    ``table[name]`` with its unit), straight from the records (``_records_from_bytes``, or
+    astropy's FITS_rec where the file is not plain): ``Table.read`` copies every column into
+    an astropy Table and parses every unit, a third of the time of reading an SDSS spectrum,
+    for the two to four columns a spectrum uses. ``scales`` ({name: (TSCAL, TZERO)}) are
+    applied on access, as astropy applies them (FITS_rec comes scaled: none given); NaN
+    stays NaN."""
 
-    def __init__(self, data):
+    def __init__(self, data, units: dict, scales: dict | None = None):
         self._data = data
-        self._units = {c.name: c.unit for c in data.columns}
-        self.colnames = list(self._units)
+        self._units = units
+        self._scales = scales or {}
+        self.colnames = list(units)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -194,7 +205,11 @@ class _FitsColumns:
         unit = self._units[name]
         if unit:  # as Table.read parses TUNITn
             unit = u.Unit(unit, format="fits", parse_strict="silent")
-        return Column(self._data.field(name), name=name, unit=unit or None, copy=False)
+        values = self._data.field(name) if hasattr(self._data, "field") else self._data[name]
+        scale, zero = self._scales.get(name, (1.0, 0.0))
+        if (scale, zero) != (1.0, 0.0) and values.dtype.kind in "iuf":
+            values = values * scale + zero
+        return Column(values, name=name, unit=unit or None, copy=False)
 
 
 def _rows_to_flux_ivar(rows: np.ndarray, header, index: int, path):
@@ -415,56 +430,125 @@ def _meta_from_companion(hdus, index: int) -> dict:
 
 
 _ROW_DTYPES = {"B": ">u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
-_ROW_KEYS = re.compile(r"^(NAXIS[12]|TFIELDS|TTYPE\d+|TFORM\d+|TSCAL\d+|TZERO\d+)$")
+_LAYOUT_KEYS = re.compile(r"^(NAXIS[12]|TFIELDS|TTYPE\d+|TFORM\d+|TSCAL\d+|TZERO\d+|TUNIT\d+|"
+                          r"TNULL\d+|TDIM\d+)$")
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str          # TTYPEn as written ('' when absent)
+    offset: int        # bytes from the start of a row
+    repeat: int
+    code: str          # the TFORMn type code
+    scale: float       # TSCALn, TZEROn
+    zero: float
+    unit: str          # TUNITn as written
+
+
+@dataclass(frozen=True)
+class _TableLayout:
+    """Where a binary table's bytes are and what each row holds, from its header's bytes."""
+
+    file: str
+    data_at: int
+    width: int         # NAXIS1: bytes a row
+    rows: int          # NAXIS2
+    columns: tuple
+    has_nulls: bool    # a TNULLn: integer nulls, which astropy's Table masks
+    has_dims: bool     # a TDIMn: cells shaped beyond one axis
+
+
+def _bintable_layout(hdu) -> _TableLayout | None:
+    """The layout of a binary table in a plain file, from its raw header cards; None where
+    this is not one (an ASCII table, a compressed or in-memory file, cards that do not add
+    up), and the caller goes through astropy. The offsets come from TFORMn, which the
+    structure check has verified add up to NAXIS1."""
+    from astrovlm.data.readers.fits_structure import header_cards, tform_bytes
+
+    raw = raw_header(hdu) if is_bintable_hdu(hdu) else None
+    if raw is None:
+        return None
+    name, _, data_at = hdu_file_span(hdu)
+    try:
+        cards = header_cards(raw, _LAYOUT_KEYS)
+        width, rows = int(cards["NAXIS1"]), int(cards["NAXIS2"])
+        columns, offset = [], 0
+        for i in range(1, int(cards["TFIELDS"]) + 1):
+            size, repeat, code = tform_bytes(cards[f"TFORM{i}"])
+            columns.append(_Column(cards.get(f"TTYPE{i}", ""), offset, repeat, code,
+                                   float(cards.get(f"TSCAL{i}", 1)), float(cards.get(f"TZERO{i}", 0)),
+                                   cards.get(f"TUNIT{i}", "")))
+            offset += size
+    except (ValueError, KeyError):  # e.g. TSCALn = 1.0D0: astropy reads that one
+        return None
+    if offset != width:
+        return None
+    return _TableLayout(name, data_at, width, rows, tuple(columns),
+                        has_nulls=any(k.startswith("TNULL") for k in cards),
+                        has_dims=any(k.startswith("TDIM") for k in cards))
+
+
+def _records_from_bytes(layout: _TableLayout, path) -> np.ndarray | None:
+    """Every row of a table of plain numeric (and string) columns as one structured array
+    read from the file: astropy's ``hdu.data`` builds a ColDefs and a FITS_rec, more than
+    the rest of reading an SDSS spectrum. None where a column is of another kind (logical,
+    bits, complex, variable-length), is unnamed or named twice, or shaped by TDIMn."""
+    names = [c.name for c in layout.columns]
+    if (layout.has_dims or not all(names) or len({n.upper() for n in names}) != len(names)
+            or any(c.code not in _ROW_DTYPES and c.code != "A" for c in layout.columns)):
+        return None
+    formats = [f"S{c.repeat}" if c.code == "A" else
+               (_ROW_DTYPES[c.code] if c.repeat == 1 else (_ROW_DTYPES[c.code], (c.repeat,)))
+               for c in layout.columns]
+    dtype = np.dtype({"names": names, "formats": formats,
+                      "offsets": [c.offset for c in layout.columns], "itemsize": layout.width})
+    try:
+        with open(layout.file, "rb") as fh:
+            fh.seek(layout.data_at)
+            records = np.fromfile(fh, dtype=dtype, count=layout.rows)
+    except (OSError, ValueError):
+        return None
+    if len(records) < layout.rows:
+        raise UnreadableError(f"corrupt or truncated FITS file: a table holds {len(records)} of "
+                              f"its {layout.rows} rows", path=path)
+    return records
 
 
 def _row_fields(hdu, index: int, wanted) -> dict | None:
     """The scalar fields named in ``wanted`` (upper-case) of row ``index`` of a binary
     table, from the file's bytes: astropy's ``hdu.data`` builds every column of SDSS's
     SPECOBJ (about 200) to give the five values read here, and costs more than reading the
-    spectrum itself. Offsets come from TFORMn, which the structure check has verified add
-    up to NAXIS1. None where this is not plain (an ASCII table, a compressed or in-memory
-    file, a header that does not add up): the caller reads ``hdu.data``."""
-    from astropy.io import fits
-
-    from astrovlm.data.readers.fits_structure import header_cards, tform_bytes
-
-    raw = raw_header(hdu) if isinstance(hdu, fits.BinTableHDU) else None
-    if raw is None:
+    spectrum itself. None where the table is not plain (``_bintable_layout``): the caller
+    reads ``hdu.data``."""
+    layout = _bintable_layout(hdu)
+    if layout is None or not 0 <= index < layout.rows:
         return None
-    name, _, data_at = hdu_file_span(hdu)
+    fields = {}
+    for c in layout.columns:
+        col = c.name.upper()
+        if col in wanted and col not in fields and (c.code == "A" or c.repeat == 1):
+            fields[col] = c
     try:
-        cards = header_cards(raw, _ROW_KEYS)
-        width, rows = int(cards["NAXIS1"]), int(cards["NAXIS2"])
-        fields, offset = {}, 0
-        for i in range(1, int(cards["TFIELDS"]) + 1):
-            size, repeat, code = tform_bytes(cards[f"TFORM{i}"])
-            col = cards.get(f"TTYPE{i}", "").upper()
-            if col in wanted and col not in fields and (code == "A" or repeat == 1):
-                scale = float(cards.get(f"TSCAL{i}", 1)), float(cards.get(f"TZERO{i}", 0))
-                fields[col] = (offset, repeat, code, scale)
-            offset += size
-        if offset != width or not 0 <= index < rows:
-            return None
-        with open(name, "rb") as fh:
-            fh.seek(data_at + index * width)
-            row = fh.read(width)
-    except (OSError, ValueError, KeyError):
+        with open(layout.file, "rb") as fh:
+            fh.seek(layout.data_at + index * layout.width)
+            row = fh.read(layout.width)
+    except OSError:
         return None
-    if len(row) < width:
+    if len(row) < layout.width:
         return None
     out = {}
-    for col, (start, repeat, code, (scale, zero)) in fields.items():
-        if code == "A":  # as astropy gives it: trailing blanks and NULs dropped
-            text = row[start:start + repeat].split(b"\0", 1)[0]
+    for col, c in fields.items():
+        start, scale, zero = c.offset, c.scale, c.zero
+        if c.code == "A":  # as astropy gives it: trailing blanks and NULs dropped
+            text = row[start:start + c.repeat].split(b"\0", 1)[0]
             out[col] = text.decode("ascii", "replace").strip()
-        elif code == "L":
+        elif c.code == "L":
             out[col] = row[start:start + 1] == b"T"
-        elif code in _ROW_DTYPES:
-            value = np.frombuffer(row, dtype=_ROW_DTYPES[code], count=1, offset=start)[0].item()
+        elif c.code in _ROW_DTYPES:
+            value = np.frombuffer(row, dtype=_ROW_DTYPES[c.code], count=1, offset=start)[0].item()
             if scale != 1 or zero != 0:  # scaled as astropy scales it
                 value = value * scale + zero
-                if code in "BIJK" and scale == 1 and zero.is_integer():
+                if c.code in "BIJK" and scale == 1 and zero.is_integer():
                     value = int(value)  # unsigned integers stored with an offset
             out[col] = value
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from astrovlm.data.readers.limits import (
@@ -35,12 +36,26 @@ _STRUCTURAL = re.compile(r"^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|GROUP
 _ZPARAMS = {"BLOCKSIZE": (16, 32), "BYTEPIX": (1, 2, 4, 8), "SMOOTH": (0, 1)}
 
 
-def check_fits_structure(path: Path, gzipped: bool) -> None:
+@dataclass(frozen=True)
+class HDUSpan:
+    """Where one HDU of a plain file lies, and its header as the file holds it."""
+
+    index: int
+    header_at: int       # byte offset of its header
+    data_at: int         # byte offset of its data
+    data_bytes: int      # the data it declares (unpadded)
+    raw: bytes           # its header blocks
+    cards: dict          # its structural cards, {keyword: raw value}
+
+
+def check_fits_structure(path: Path, gzipped: bool) -> list[HDUSpan] | None:
     """Raise ``UnreadableError`` naming the HDU and the card when the file's headers are
-    broken, absurd or over budget, or declare more data than the file holds."""
+    broken, absurd or over budget, or declare more data than the file holds. Returns the
+    HDUs' spans for a plain file (``light_fits`` opens it from them), None for gzip."""
+    spans: list[HDUSpan] = []
     try:
         with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
-            _walk(fh, path, None if gzipped else path.stat().st_size)
+            _walk(fh, path, None if gzipped else path.stat().st_size, spans)
             if gzipped:  # astropy decompresses to the end of the stream: bound what it will find
                 total = fh.tell()
                 while chunk := fh.read(1 << 20):
@@ -51,16 +66,19 @@ def check_fits_structure(path: Path, gzipped: bool) -> None:
     except (OSError, EOFError, zlib.error) as exc:
         raise UnreadableError(f"corrupt {'gzip' if gzipped else 'FITS'} file ({str(exc)[:160]})",
                               path=path) from None
+    return None if gzipped else spans
 
 
-def _walk(fh, path: Path, file_size: int | None) -> None:
+def _walk(fh, path: Path, file_size: int | None, spans: list) -> None:
     offset, index = 0, 0
     while True:
-        cards, nblocks = _read_header(fh, path, index)
+        cards, nblocks, raw = _read_header(fh, path, index)
         if cards is None:
             return  # end of file, or trailing bytes that are no header: astropy ignores them
+        header_at = offset
         offset += nblocks * BLOCK
         size = _check_hdu(cards, path, index)
+        spans.append(HDUSpan(index, header_at, offset, size, raw, cards))
         padded = -(-size // BLOCK) * BLOCK
         if offset + size > MAX_BYTES:
             raise UnreadableError(f"HDU {index} takes the file's data past {_mb(MAX_BYTES)} (it declares "
@@ -83,14 +101,16 @@ def _walk(fh, path: Path, file_size: int | None) -> None:
 
 
 def _read_header(fh, path: Path, index: int):
-    """The structural cards of the next header as {keyword: raw value}, and its block count;
-    (None, 0) at the end of the file or where what follows is not a header."""
+    """The structural cards of the next header as {keyword: raw value}, its block count and
+    its bytes; (None, 0, b"") at the end of the file or where what follows is not a header."""
     cards: dict[str, str] = {}
+    blocks: list[bytes] = []
     for n in range(1, MAX_HEADER_BLOCKS + 1):
         block = fh.read(BLOCK)
+        blocks.append(block)
         if n == 1:
             if index > 0 and not block.startswith(b"XTENSION"):
-                return None, 0
+                return None, 0, b""
             if index == 0 and not block.startswith(b"SIMPLE"):
                 raise UnreadableError("not a readable FITS file (it does not begin with SIMPLE)",
                                       path=path)
@@ -102,12 +122,12 @@ def _read_header(fh, path: Path, index: int):
             if index == 0 or n > 1:
                 raise UnreadableError(f"not a readable FITS file (truncated: the header of HDU "
                                       f"{index} ends before its END card)", path=path)
-            return None, 0
+            return None, 0, b""
         for i in range(0, BLOCK, CARD):
             card = block[i:i + CARD].decode("ascii", "replace")
             key = card[:8].strip().upper()
             if key == "END":
-                return cards, n
+                return cards, n, b"".join(blocks)
             if _STRUCTURAL.match(key) and card[8:10] == "= ":
                 if "\ufffd" in card[:30]:
                     raise UnreadableError(f"HDU {index}: the structural card {key} holds bytes "
