@@ -28,6 +28,7 @@ import numpy as np
 from astrovlm.data.readers.fits_structure import HDUSpan
 from astrovlm.data.readers.header_values import ASK_ASTROPY, HeaderValues
 
+_UNREAD = object()
 _KINDS = {"": "image", "IMAGE": "image", "BINTABLE": "bintable", "TABLE": "table"}
 _DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
@@ -68,7 +69,7 @@ class LightHDUList:
                 if hdu.name.upper() == key.strip().upper():
                     return hdu
             raise KeyError(f"Extension {key!r} not found.")
-        raise TypeError(f"an HDU is chosen by index or EXTNAME, not {key!r}")
+        return self.astropy()[key]  # (EXTNAME, EXTVER) and the like: astropy's rules
 
     def astropy(self):
         """The file as ``fits.open`` gives it, opened on first need and closed with this."""
@@ -102,7 +103,7 @@ class LightHDU:
         self.kind = _KINDS[span.cards.get("XTENSION", "").upper()]
         self.values = HeaderValues(span.raw)
         self._header = None
-        self._data = ASK_ASTROPY
+        self._data = _UNREAD
         # what _common keeps on an astropy HDU, known here already
         self._astrovlm_raw_header = span.raw
         self._fits = fits
@@ -140,10 +141,9 @@ class LightHDU:
 
     @property
     def data(self):
-        if self._data is ASK_ASTROPY:
-            self._data = self._image_pixels() if self.kind == "image" else ASK_ASTROPY
-            if self._data is ASK_ASTROPY:
-                self._data = self.astropy_hdu().data
+        if self._data is _UNREAD:
+            pixels = self._image_pixels() if self.kind == "image" else ASK_ASTROPY
+            self._data = self.astropy_hdu().data if pixels is ASK_ASTROPY else pixels
         return self._data
 
     def _image_pixels(self):
