@@ -2,10 +2,10 @@
 and spectra, against plain ``astropy.io.fits.getdata`` over the same files in the same run
 (the floor: opening each file and reading its pixels, nothing else).
 
-Ingest runs as a user gets it (``workers_default``: one worker process per idle CPU), with
-a worker per CPU, and with 1 worker (all in this process); its CPU figures count the
-workers' CPU too. The target (issue 12) is ingest's
-files/s at >= 0.5x getdata's; both the wall and the CPU ratio are reported.
+Ingest runs as a user gets it (``workers_default``: a worker process per CPU not wholly
+busy), with a worker per CPU, and with 1 worker process; its CPU figures count the workers'
+CPU too. The target (issue 12) is ingest's files/s at >= 0.5x getdata's; both the wall and
+the CPU ratio are reported.
 
 Also timed: the readers alone (sniff + read_image/read_spectrum on the one opened file, as
 ingest reads, no writing), and the CPU time of each stage of building the dataset on the

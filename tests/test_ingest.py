@@ -182,7 +182,11 @@ def test_worker_processes_make_the_same_dataset(tmp_path, monkeypatch):
                 if p.is_file() and p.name not in ("manifest.json", "summary.json")}
 
     one, two = files(tmp_path / "one"), files(tmp_path / "two")
-    assert one == two and any(name.startswith("images/USER-IMG-0005.") for name in one)
-    assert not [name for name in two if ".part-" in name]
+    listing = sorted(p for p in folder.rglob("*") if p.is_file())  # a record's number is its file's place
+    k = listing.index(folder / "extra_0.fits")
+    assert one == two and f"images/USER-IMG-{k + 1:04d}.fits" in one
+    assert sorted(name for name in two if name.startswith(("images/", "spectra/"))) == sorted(
+        json.loads(line)["path"] for name in ("images.jsonl", "spectra.jsonl")
+        for line in (tmp_path / "two" / name).open())
     with pytest.raises(AstroVLMError, match="workers"):
         ingest_folder(folder, tmp_path / "x", progress=False, workers=0)

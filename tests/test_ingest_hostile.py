@@ -5,6 +5,7 @@ the full run, 300 good files)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -72,4 +73,7 @@ def test_a_file_over_its_time_budget_is_reported_and_the_rest_written(tmp_path, 
     assert time.monotonic() - t0 < 30
     assert report["images"] == 2 and [b["path"] for b in report["bad"]] == ["slow.fits"]
     assert "took longer than 2 s" in report["bad"][0]["error"]
-    assert not list((tmp_path / "out").rglob(".part-*"))
+    named = {json.loads(line)["path"] for name in ("images.jsonl", "spectra.jsonl")
+             for line in (tmp_path / "out" / name).open()}
+    assert {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").glob("[is]*/*")} \
+        == named  # nothing the killed worker wrote is left

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from astropy.table import Table
 from astrovlm.data.crossmatch import crossmatch, group_by_position
 from astrovlm.data.readers import (
     Cutout, catalog_coords, load_image, read_catalog, read_image, read_spectrum, read_text, sniff)
-from astrovlm.data.spectrum import Spectrum
+from astrovlm.data.spectrum import Spectrum, card_image
 from astrovlm.errors import AstroVLMError
 from fits_fixtures import (
     DEC0, RA0, catalog_table, continuum_spectrum, make_cube, make_image, make_png,
@@ -246,6 +248,34 @@ def test_own_format_is_byte_for_byte_what_astropy_writes(tmp_path, flux_unit, me
     spec._fits_hdus().writeto(tmp_path / "astropy.fits")
     assert (tmp_path / "fast.fits").read_bytes() == (tmp_path / "astropy.fits").read_bytes()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_card_images_are_what_astropy_formats():
+    """card_image makes the common cards itself: each one is astropy's Card, character for
+    character, and what it does not make (long strings, odd keys) is astropy's own."""
+    rng = np.random.default_rng(3)
+    floats = [0.0, -0.0, 1.0, -1e-300, 1e300, 5e-324, 1 / 3, 2.0**60, 123456789.123456789,
+              *rng.normal(0, 1, 200), *(10.0 ** rng.uniform(-320, 308, 300)),
+              *(rng.uniform(-360, 360, 200))]
+    values = [True, False, 0, -7, 2**62, -(2**63), *map(float, floats), "", "a", "it's",
+              "x" * 8, "y" * 18, "z" * 67, "q'" * 30, "trailing   ", "  leading", "two  spaces",
+              "é not ascii", "tab\there"]
+    for keyword in ("RA", "DEC", "Z", "OBJECT", "LONG_K-1", "lower", "A B", "HIERARCHY1"):
+        for value in values:
+            for comment in ("", "a comment", "c" * 70):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        want = fits.Card(keyword, value, comment).image
+                except Exception as exc:  # astropy refuses it: so does card_image
+                    with pytest.raises(type(exc)):
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            card_image(keyword, value, comment)
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    assert card_image(keyword, value, comment) == want, (keyword, value, comment)
 
 
 def test_text_and_csv_spectra_with_units_in_the_header(tmp_path):

@@ -60,7 +60,7 @@ def add_commands(sub) -> None:
                    help="seconds one file may take (default 60)")
     g.add_argument("--memory-mb", type=float, default=None, metavar="MB",
                    help="memory one file may need, in MB of address space (default 1536)")
-    g.add_argument("--workers", type=int, default=None, help="worker processes (default: idle CPUs)")
+    g.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPUs not wholly busy)")
     add_json_flag(g)
     g.set_defaults(func=cmd_ingest)
 

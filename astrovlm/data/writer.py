@@ -9,7 +9,7 @@ checksums and the same content hash (``astrovlm.data.checksums``).
         manifest = w.finish(objects, images, spectra, passages, manifest={"name": ...})
         w.write_json("summary.json", {...})
 
-``w.files`` (a ``DatasetFiles``: path, copy, write_spectrum, rename) is the same door as a
+``w.files`` (a ``DatasetFiles``: path, copy, write_spectrum) is the same door as a
 small picklable object, for worker processes that write into the open folder.
 
 Everything is written into a sibling temp folder and swapped in when the block ends
@@ -19,18 +19,19 @@ it was, and a reader never sees half a dataset.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from astrovlm.config import atomic_directory, atomic_write_json, atomic_write_text
 from astrovlm.data.checksums import (
-    CHECKSUMS, HASH_RULE, checksums_text, file_digests, file_sha256, file_sizes, hash_of_digests)
+    CHECKSUMS, HASH_RULE, checksums_text, file_digests, file_sizes, hash_of_digests)
 from astrovlm.data.records import ImageRecord, Passage, SkyObject, SpectrumRecord, write_jsonl
 from astrovlm.errors import BadArgumentError, NotFoundError
 
 # The folders of the dataset form; they exist (maybe empty) in every dataset.
 FOLDERS = ("images", "spectra", "tables")
+_COPY_BLOCK = 1 << 20
 
 
 class DatasetWriter:
@@ -98,8 +99,6 @@ class DatasetWriter:
                 if not (self.root / rec.path).is_file():
                     raise NotFoundError(f"a record names '{rec.path}' but no such file was written",
                                         path=self.final / name)
-        for stray in [*self.root.glob("images/.part-*"), *self.root.glob("spectra/.part-*")]:
-            stray.unlink()  # what a worker killed mid-file left (ingest's .part-K names)
         digests = file_digests(self.root, known=self.files.digests)
         atomic_write_text(self.root / CHECKSUMS, checksums_text(digests))
         # sizes let opening the dataset notice a truncated or missing file with a stat
@@ -139,24 +138,27 @@ class DatasetFiles:
         return target
 
     def copy(self, source: str | Path, rel: str) -> str:
+        """Copy ``source`` in as ``rel`` (its timestamps kept), hashing the bytes on their
+        way through: one read of the file, not a copy and then a read to hash it."""
         target = self.path(rel)
-        shutil.copy2(source, target)
-        self.digests[rel] = file_sha256(target)  # from the page cache, just written
+        digest = hashlib.sha256()
+        with open(source, "rb") as fin, open(target, "wb") as fout:
+            while block := fin.read(_COPY_BLOCK):
+                digest.update(block)
+                fout.write(block)
+            stat = os.fstat(fin.fileno())
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        self.digests[rel] = digest.hexdigest()
         return rel
 
     def write_spectrum(self, spectrum, rel: str) -> str:
-        target = self.path(rel)
-        spectrum.to_fits(target, atomic=False)  # the whole folder is swapped in at the end
-        self.digests[rel] = file_sha256(target)
+        """``spectrum`` as its FITS table at ``rel``, written straight there (the whole folder
+        is swapped in at the end) and hashed from the bytes written."""
+        payload = spectrum.fits_bytes()
+        with open(self.path(rel), "wb") as fh:
+            fh.write(payload)
+        self.digests[rel] = hashlib.sha256(payload).hexdigest()
         return rel
-
-    def rename(self, rel: str, new_rel: str) -> str:
-        """Move a file already written to ``new_rel``; returns ``new_rel``."""
-        digest = self.digests.get(rel)
-        os.replace(self.path(rel), self.path(new_rel))
-        if digest:
-            self.digests[new_rel] = digest
-        return new_rel
 
     def take_digests(self, rels) -> dict[str, str]:
         """The digests of ``rels``, taken out (a worker sends them back with its file)."""

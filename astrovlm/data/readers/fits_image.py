@@ -16,7 +16,7 @@ import numpy as np
 
 from astrovlm.data.readers._common import (
     FITS_SUFFIXES, MAX_IMAGE_BANDS, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, card, check_nonempty, guarded,
-    hdu_shape, header_coord, image_data, is_image_hdu, iter_hdus, object_name, open_fits, pick_hdu,
+    hdu_shape, header_radec, image_data, is_image_hdu, iter_hdus, object_name, open_fits, pick_hdu,
     raw_header as raw_header_bytes)
 from astrovlm.errors import AstroVLMError, BadArgumentError, UnreadableError
 
@@ -33,6 +33,7 @@ class Cutout:
     header: object = None               # astropy.io.fits.Header (FITS) or a dict (PNG/JPEG)
     path: str | None = None
     center: object = None               # SkyCoord of the image centre (WCS) or the header's RA/Dec
+                                        # (given as one, or as ICRS (RA, Dec) degrees: see below)
     bands: list[str] = field(default_factory=list)
     origin: str = "lower"               # "lower": row 0 is the bottom (FITS); "upper": PNG/JPEG
     display_ready: bool = False         # pixels are already 0-255 display values (PNG/JPEG)
@@ -165,6 +166,35 @@ def _set_wcs(self, value):
 Cutout.wcs = property(_get_wcs, _set_wcs, doc="astropy.wcs.WCS (celestial, 2-D) or None")
 
 
+# The centre likewise: a reader gives ICRS (RA, Dec) degrees, and the SkyCoord is made when
+# first asked for; ingest and search want the two numbers (``radec_deg``), and a SkyCoord
+# costs more to build than wcslib takes to find the centre.
+def _get_center(self):
+    if isinstance(self._center, tuple):
+        from astropy.coordinates import ICRS, SkyCoord
+
+        ra, dec = self._center
+        self._center = SkyCoord(ICRS(ra=ra * u.deg, dec=dec * u.deg))
+    return self._center
+
+
+def _set_center(self, value):
+    self._center = value
+
+
+def _radec_deg(self) -> tuple[float, float] | None:
+    """The centre as ICRS (RA, Dec) in degrees, or None: ``center`` without the SkyCoord."""
+    if self._center is None or isinstance(self._center, tuple):
+        return self._center
+    icrs = self._center.icrs
+    return float(icrs.ra.deg), float(icrs.dec.deg)
+
+
+Cutout.center = property(_get_center, _set_center,
+                         doc="SkyCoord of the image centre (WCS) or the header's RA/Dec, or None")
+Cutout.radec_deg = property(_radec_deg, doc=_radec_deg.__doc__)
+
+
 def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
     with open_fits(path, opened) as hdul:
         if hdu is not None:
@@ -209,7 +239,7 @@ def _read_fits_image(path: Path, hdu, opened=None) -> Cutout:
         raise UnreadableError("image has no finite pixels (all blank)", path=path)
     center, scales, wcs = _sky_position(header, shape[-2:], raw_header)
     if center is None:
-        center = header_coord(header)
+        center = header_radec(header)
     return Cutout(data=data, wcs=wcs, header=header, path=str(path), center=center,
                   bands=_band_names(header, shape), origin="lower", display_ready=False,
                   name=object_name(header), _pixel_scales_deg=scales)
@@ -223,7 +253,8 @@ _DISTORTION_KEYS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "CPDIS1", "CPD
 
 
 def _sky_position(header, shape2d, raw_header: bytes | None = None):
-    """(centre SkyCoord or None, pixel scales in deg or None, ``Cutout.wcs`` value).
+    """(centre, pixel scales in deg or None, ``Cutout.wcs`` value); the centre is ICRS (RA,
+    Dec) degrees from wcslib, a SkyCoord from astropy's WCS, or None.
 
     A plain 2-D celestial header in ICRS (no distortion keywords) goes straight to wcslib
     (``Wcsprm``, fixed and set as ``WCS`` does): the same pixel-to-sky transform at a
@@ -241,7 +272,6 @@ def _sky_position(header, shape2d, raw_header: bytes | None = None):
 
 
 def _wcslib_centre(header, shape2d, raw_header: bytes | None):
-    from astropy.coordinates import ICRS, SkyCoord
     from astropy.wcs import Wcsprm
 
     if int(card(header, "NAXIS", 0) or 0) != 2 or int(card(header, "WCSAXES", 2) or 2) != 2 \
@@ -264,7 +294,7 @@ def _wcslib_centre(header, shape2d, raw_header: bytes | None):
         return None
     if not (np.isfinite(lon) and np.isfinite(lat)) or not np.all(np.isfinite(scales)):
         return None
-    return SkyCoord(ICRS(ra=float(lon) * u.deg, dec=float(lat) * u.deg)), scales
+    return (float(lon), float(lat)), scales
 
 
 def _celestial_wcs(header):
