@@ -76,6 +76,31 @@ def test_spectrum_on_any_grid_resamples_to_the_common_log_grid():
     assert np.all(x[0].numpy()[~mask] == 0)
 
 
+def test_shipped_tower_reads_the_ultraviolet_to_the_k_band_on_its_own_grid(encoder):
+    """The shipped spectrum tower's grid (its config) runs 1000-26000 Angstrom: a K-band
+    spectrum and an ultraviolet one are read, masked where they have no data; one wholly
+    beyond the grid, or with two pixels on it, is a clear error; frequency units are
+    converted, not misread."""
+    grid = encoder.spectrum_grid
+    assert grid[0] == pytest.approx(1000.0) and grid[-1] == pytest.approx(26000.0) and len(grid) == 2048
+    k_band = blackbody_spectrum(2000.0, lo=19500, hi=24000, n=400)
+    x = spectrum_to_tensor(k_band, grid=grid)
+    covered = grid[x[1].numpy() > 0]
+    assert covered.min() >= 19500 and covered.max() <= 24000 and len(covered) > 64
+    ultraviolet = blackbody_spectrum(20000.0, lo=1200, hi=3000, n=800)
+    assert encoder.encode_spectra([k_band, ultraviolet]).shape == (2, encoder.embed_dim)
+    with pytest.raises(AstroVLMError, match="1000-26000 Angstrom"):
+        encoder.encode_spectra([blackbody_spectrum(1500.0, lo=30000, hi=40000, n=300)])
+    with pytest.raises(AstroVLMError, match="valid pixels"):  # two pixels inside the grid
+        encoder.encode_spectra([blackbody_spectrum(1500.0, lo=25990, hi=40000, n=300)])
+    star = blackbody_spectrum(2000.0, lo=9000, hi=24000, n=600)
+    in_hz = Spectrum(star.wavelength.to(u.Hz, equivalencies=u.spectral())[::-1], star.flux[::-1],
+                     star.ivar[::-1])
+    np.testing.assert_allclose(encoder.encode_spectra([in_hz]), encoder.encode_spectra([star]), atol=1e-5)
+    # an encoder saved before the wide grid keeps reading the optical grid it was trained on
+    assert len(spectrum_to_tensor(star)[0]) == 1024
+
+
 def test_spectrum_with_too_few_valid_pixels_is_an_error():
     s = blackbody_spectrum()
     s.ivar[:] = 0

@@ -238,6 +238,25 @@ def test_for_training_excludes_the_outside_set(home, outside_ids, spex_recs, std
         assert calspec._sep_deg(ra, dec, t.ra_deg, t.dec_deg).min() * 60 > 1.0
 
 
+def test_spectrum_tower_recipe_never_sees_the_outside_set_the_sun_or_vega(home, outside_ids, std_recs):
+    """What training/encoders/real_spectra.py hands the stage-2 recipe: no outside-set id, no
+    file of the Sun or Vega, no source on both sides of its own VAL split."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "training" / "encoders"))
+    import real_spectra
+
+    from astrovlm.encoders.preprocess import grid_of
+
+    train, val, summary = real_spectra.load(grid_of({"grid": {"min_angstrom": 1000.0, "max_angstrom": 26000.0,
+                                                              "pixels": 2048}}), progress=False)
+    ids = set(train.ids) | set(val.ids)
+    reserved = {r.spectrum_id for r in std_recs if r.reserved}
+    assert len(train) > 2000 and len(val) > 300 and not ids & outside_ids and not ids & reserved
+    assert not set(train.group) & set(val.group)
+    assert {"L dwarf", "T dwarf", "M dwarf"} <= set(summary["train_classes"])
+
+
 def test_outside_set_is_reproducible(home):
     """The committed list is what the rule gives: rebuilding changes nothing."""
     import importlib.util

@@ -42,12 +42,17 @@ def redshift_words(z: float) -> str:
     return f"at redshift about {z:.1f}"
 
 
-def spectrum_captions(spectral_class: str, subclass: str = "", z: float = 0.0, name: str = "") -> list[str]:
+def spectrum_captions(spectral_class: str, subclass: str = "", z: float = 0.0, name: str = "",
+                      band: str = "") -> list[str]:
+    """Phrasings for a spectrum; ``band`` names its range ("near-infrared") where it is not
+    the optical range of most spectra here."""
     cls = CLASS_PHRASES.get(spectral_class, label_phrase(spectral_class))
     caps = [t.format(cls) for t in SPECTRUM_TEMPLATES[:2]]
     caps.append(f"The spectrum of {cls} {redshift_words(z)}.")
     if subclass:
-        caps.append(f"An optical spectrum of {label_phrase(subclass)} ({spectral_class}).")
+        caps.append(f"A spectrum of {label_phrase(subclass)} ({spectral_class}).")
+    if band:
+        caps.append(f"A {band} spectrum of {cls}.")
     if name:
         caps.append(f"The spectrum of {name}, {cls}.")
     return caps

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from astrovlm.encoders.preprocess import check_views, dihedral_views, image_to_tensor, spectrum_to_tensor
+from astrovlm.encoders.preprocess import (
+    check_views, dihedral_views, grid_of, image_to_tensor, spectrum_to_tensor)
 from astrovlm.encoders.towers import (IMAGE_FEATURE_DIM, TEXT_FEATURE_DIM, ImageBackbone,
                                       ProjectionHead, SpectrumCNN, TextBackbone)
 from astrovlm.errors import BadArgumentError, IncompatibleError, NotFoundError, UnreadableError
@@ -88,6 +89,11 @@ class AlignedEncoder(nn.Module):
     @property
     def embed_dim(self) -> int:
         return int(self.config["embed_dim"])
+
+    @property
+    def spectrum_grid(self) -> np.ndarray:
+        """The log-wavelength grid [Angstrom] the spectrum tower reads (``preprocess.grid_of``)."""
+        return grid_of(self.config["spectrum_tower"])
 
     @property
     def fingerprint(self) -> str:
@@ -249,7 +255,7 @@ class AlignedEncoder(nn.Module):
                     from astrovlm.data.readers import read_spectrum
 
                     name, s = str(s), read_spectrum(s)
-                batch.append(spectrum_to_tensor(s, name=name))
+                batch.append(spectrum_to_tensor(s, name=name, grid=self.spectrum_grid))
             out.append(self.embed_spectra(torch.stack(batch)))
         return _to_numpy(out, self.embed_dim)
 

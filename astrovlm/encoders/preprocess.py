@@ -3,12 +3,14 @@
 - images: any FITS/PNG/JPEG file, PIL image or array -> (3, 224, 224) float tensor in [0, 1].
   FITS data is stretched with astropy.visualization (asinh) the same way the app shows it.
   ``dihedral_views`` makes the rotated/mirrored copies used for test-time augmentation.
-- spectra: any ``Spectrum`` -> (2, 1024) tensor on the common log-wavelength grid: normalised
-  flux and the good-pixel mask.
+- spectra: any ``Spectrum`` -> (2, pixels) tensor on the spectrum tower's log-wavelength grid
+  (``grid_of``: the shipped tower reads the ultraviolet to the K band): normalised flux and
+  the good-pixel mask.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import torch
 from PIL import Image
 
 from astrovlm.data.readers._common import MAX_IMAGE_PIXELS
-from astrovlm.data.spectrum import GRID_PIXELS, Spectrum, common_log_grid
+from astrovlm.data.spectrum import GRID_MAX_AA, GRID_MIN_AA, GRID_PIXELS, Spectrum, common_log_grid
 from astrovlm.errors import BadArgumentError, NotFoundError, UnreadableError
 
 # Pillow's decompression-bomb guard, set explicitly to the readers' limit (Pillow warns above
@@ -144,9 +146,30 @@ def sky_augmentations(img: Image.Image, rng: np.random.Generator, n: int) -> lis
     return out
 
 
-def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None) -> torch.Tensor:
-    """Resample onto the common log grid, mark gaps, normalise by the median flux."""
-    grid = common_log_grid().value
+def grid_of(config: dict | None = None) -> np.ndarray:
+    """The log-wavelength grid [Angstrom] a spectrum tower reads: its config's ``grid``
+    (``min_angstrom``, ``max_angstrom``, ``pixels``), or the optical grid encoders saved
+    before the ultraviolet-to-K-band tower use (3600-10400 Angstrom, 1024 pixels)."""
+    g = (config or {}).get("grid") or {}
+    key = (float(g.get("min_angstrom", GRID_MIN_AA)), float(g.get("max_angstrom", GRID_MAX_AA)),
+           int(g.get("pixels", GRID_PIXELS)))
+    return _grid(*key)
+
+
+@lru_cache(maxsize=8)
+def _grid(lo: float, hi: float, n: int) -> np.ndarray:
+    if n % 16 or not 0 < lo < hi:
+        raise BadArgumentError(f"a spectrum grid needs 0 < min < max and a multiple of 16 pixels "
+                               f"(the CNN halves it four times), not {lo}-{hi} A x {n}", field="grid")
+    grid = common_log_grid(n, lo, hi).value
+    grid.flags.writeable = False
+    return grid
+
+
+def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None, grid: np.ndarray | None = None) -> torch.Tensor:
+    """Resample onto the tower's log grid (``grid_of``; the optical grid by default), mark
+    gaps and the wavelengths the spectrum does not cover, normalise by the median flux."""
+    grid = grid_of() if grid is None else grid
     good = spectrum.mask
     lam = spectrum.wavelength.value[good]
     flux = spectrum.flux[good]
@@ -158,7 +181,6 @@ def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None) -> torch.Ten
     # A grid pixel is usable if it lies inside the data and near a valid input pixel.
     inside = (grid >= lam[0]) & (grid <= lam[-1])
     step = np.median(np.diff(np.log(lam))) if lam.size > 1 else 0
-    near = np.zeros_like(inside)
     idx = np.clip(np.searchsorted(lam, grid), 1, lam.size - 1)
     gap = np.log(lam[idx]) - np.log(lam[idx - 1])
     near = gap < max(5 * step, np.log(grid[1] / grid[0]) * 3)

@@ -56,6 +56,12 @@ CLASS_PHRASES = {
     "G star": "a G type star like the Sun",
     "K star": "a K type star",
     "M star": "a cool M type star",
+    "M dwarf": "a cool M dwarf star",
+    "L dwarf": "an L dwarf, a very cool dwarf star or brown dwarf",
+    "T dwarf": "a T dwarf, a brown dwarf with methane bands",
+    "giant": "a cool giant star",
+    "hot subdwarf": "a hot subdwarf star",
+    "carbon star": "a carbon star",
     "white dwarf": "a white dwarf",
     "quasar": "a quasar",
 }
@@ -73,8 +79,8 @@ SUBCLASS_PHRASES = {
 IMAGE_VIEWS = 8   # test-time views when classifying images (see AlignedEncoder.encode_images)
 DEFAULT_LABELS = {
     "image": ["galaxy", "globular cluster", "open cluster", "planetary nebula", "nebula"],
-    "spectrum": ["O/B star", "A star", "F star", "G star", "K star", "M star", "white dwarf",
-                 "galaxy", "quasar"],
+    "spectrum": ["O/B star", "A star", "F star", "G star", "K star", "M star", "L dwarf", "T dwarf",
+                 "white dwarf", "galaxy", "quasar"],
 }
 
 

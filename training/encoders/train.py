@@ -31,7 +31,7 @@ from astrovlm.data.records import SkyDataset
 from astrovlm.data.simulate import simulate_spectrum
 from astrovlm.encoders.captions import image_captions, pick, spectrum_captions
 from astrovlm.encoders.model import DEFAULT_CONFIG, AlignedEncoder
-from astrovlm.encoders.preprocess import image_to_tensor, load_rgb, sky_augmentations, spectrum_to_tensor
+from astrovlm.encoders.preprocess import grid_of, image_to_tensor, load_rgb, sky_augmentations, spectrum_to_tensor
 from astrovlm.encoders.zeroshot import DEFAULT_LABELS, TEMPLATES, label_phrase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,8 +131,9 @@ def class_kind(spectral_class: str) -> str:
     return {"galaxy": "galaxy", "quasar": "quasar"}.get(spectral_class, "star")
 
 
-def draw_spectrum(rec, spec, cfg, rng):
-    """One simulated observation of a real template: (tensor, total redshift)."""
+def draw_spectrum(rec, spec, cfg, rng, grid=None):
+    """One simulated observation of a real template: (tensor on the tower's ``grid``, total
+    redshift)."""
     lo, hi = cfg["redshift"][class_kind(rec.spectral_class)]
     for _ in range(10):
         z_sim = float(rng.uniform(lo, hi))
@@ -140,7 +141,7 @@ def draw_spectrum(rec, spec, cfg, rng):
             sim = simulate_spectrum(spec, redshift=z_sim, snr=float(rng.uniform(*cfg["snr"])),
                                     resolution=float(rng.uniform(*cfg["resolution"])),
                                     ebv=float(rng.uniform(*cfg["ebv"])), rng=rng)
-            x = spectrum_to_tensor(sim)
+            x = spectrum_to_tensor(sim, grid=grid)
         except ValueError:
             continue  # this redshift moved the template off the instrument: draw again
         return x, (1 + rec.redshift) * (1 + z_sim) - 1
@@ -154,12 +155,13 @@ class SpectrumPool:
     hundred views per template gives the same variety for a fraction of the time.
     """
 
-    def __init__(self, templates, cfg, rng, per_template: int):
-        self.x = torch.zeros(len(templates), per_template, 2, 1024)
+    def __init__(self, templates, cfg, rng, per_template: int, grid=None):
+        grid = grid_of() if grid is None else grid
+        self.x = torch.zeros(len(templates), per_template, 2, len(grid))
         self.z = torch.zeros(len(templates), per_template)
         for i, (rec, spec, _) in enumerate(tqdm(templates, desc="simulating spectra", unit="template")):
             for j in range(per_template):
-                self.x[i, j], self.z[i, j] = draw_spectrum(rec, spec, cfg, rng)
+                self.x[i, j], self.z[i, j] = draw_spectrum(rec, spec, cfg, rng, grid)
         self.n = per_template
 
     def sample(self, template_idx, rng):
@@ -243,7 +245,7 @@ def evaluate(model, cache, val_img_feats, val_items, val_spec):
         out["_image_sims"] = (emb @ cls.T).numpy(), truth
     if val_spec:
         cls = class_embeddings(model, cache, "spectrum")
-        x = torch.stack([spectrum_to_tensor(s) for _, s, _ in val_spec])
+        x = torch.stack([spectrum_to_tensor(s, grid=model.spectrum_grid) for _, s, _ in val_spec])
         emb = model.embed_spectra(x)
         pred = (emb @ cls.T).argmax(1).numpy()
         truth = np.array([DEFAULT_LABELS["spectrum"].index(r.spectral_class) for r, _, _ in val_spec])
@@ -382,7 +384,7 @@ def main(argv=None):
     accelerator.print(f"train: {len(train_items)} images, {len(train_spec)} real spectra, {len(pairs)} "
                       f"image-spectrum pairs; val: {len(val_items)} images, {len(val_spec)} spectra")
 
-    pool = SpectrumPool(train_spec, cfg["spectrum"], rng, cfg["spectrum"]["pool_per_template"])
+    pool = SpectrumPool(train_spec, cfg["spectrum"], rng, cfg["spectrum"]["pool_per_template"], model.spectrum_grid)
     cache = TextCache(model)
     cache.add([c for _, _, caps in train_items for c in caps] + prompt_texts("image") + prompt_texts("spectrum")
               + [c for rec, _, name in train_spec for z in caption_redshifts(cfg["spectrum"], rec)

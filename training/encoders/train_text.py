@@ -106,7 +106,7 @@ def main(argv=None):
                                                         s1_cfg["seed"], run_dir, accelerator.print)
     sp_cfg = cfg["spectrum"]
     train_spec, val_spec = stage1.spectrum_templates(ds, "train"), stage1.spectrum_templates(ds, "val")
-    pool = stage1.SpectrumPool(train_spec, sp_cfg, rng, sp_cfg["pool_per_template"])
+    pool = stage1.SpectrumPool(train_spec, sp_cfg, rng, sp_cfg["pool_per_template"], model.spectrum_grid)
     with torch.no_grad():
         img = model.embed_image_features(train_feats.flatten(0, 1)).view(len(train_items), views, -1)
         spec = torch.stack([model.embed_spectra(pool.x[t]) for t in range(len(pool.x))])
