@@ -71,25 +71,22 @@ def _zero_shot(encoder, emb: np.ndarray, labels: list[str], modality: str, phras
 
 
 def radio(encoder, outside: frozenset) -> dict:
-    from PIL import Image
-
+    """FIRST morphology, the images read as radio (``band="radio"``) where the encoder has a
+    radio head, else through the optical image head (encoders before it)."""
     from astrovlm.data.sources import first
 
     every = first.read_catalog(progress=True)
     test = [r for r in every if r.image_id in outside]
     train = [r for r in first.for_training(exclude=outside) if r.split == "train"]
-
-    def pil(rec):
-        img = first.prepare(first.read_image(rec)).filled(0.0)
-        return Image.fromarray((img * 255).astype(np.uint8)).convert("RGB")
-
-    e_test = encoder.encode_images([pil(r) for r in test], progress=True)
-    e_train = encoder.encode_images([pil(r) for r in train], progress=True)
+    band = "radio" if "radio" in encoder.bands else "optical"
+    e_test = encoder.encode_images([first.to_pil(r) for r in test], progress=True, band=band)
+    e_train = encoder.encode_images([first.to_pil(r) for r in train], progress=True, band=band)
     labels = sorted(RADIO_PHRASES)
     truth = [r.label for r in test]
     out = {"zero_shot": _scores(truth, _zero_shot(encoder, e_test, labels, "image", RADIO_PHRASES)),
            "linear_probe": _scores(truth, _probe(e_train, [r.label for r in train], e_test)),
-           "chance": round(1 / len(labels), 4), "classes": dict(Counter(truth)), "n_train": len(train)}
+           "chance": round(1 / len(labels), 4), "classes": dict(Counter(truth)), "n_train": len(train),
+           "band": band}
     return out
 
 

@@ -374,3 +374,55 @@ def test_probes_rank_the_matching_item_and_weight_near_neighbours():
     # the two nearest of three: cosine distances 0.01 and 1.0, weights 100 and 1
     z = knn_regression(np.array([[0.99, 0.0, -0.5]]), np.array([1.0, 2.0, 3.0]), k=2)
     assert np.isclose(z[0], (100 * 1.0 + 1 * 2.0) / 101)
+
+
+def test_radio_band_needs_a_radio_head(encoder, tmp_path):
+    """An encoder without a radio head says so for band="radio"; an unknown band is refused."""
+    with pytest.raises(AstroVLMError, match="band"):
+        encoder.encode_images([noise_image()], band="x-ray")
+    if "radio" not in encoder.bands:
+        with pytest.raises(AstroVLMError, match="no radio head"):
+            encoder.encode_images([noise_image()], band="radio")
+
+
+def test_radio_recipe_adds_a_band_and_locks_everything_else(test_home, tmp_path, monkeypatch):
+    """A few steps of training/encoders/train_radio.py on FIRST images: the folder reloads
+    with a radio band whose embeddings differ from the optical ones, while optical images,
+    spectra and texts embed bit-identically and the assistant's per-tower check still holds."""
+    monkeypatch.setenv("ASTROVLM_HOME", str(test_home))
+    base = AlignedEncoder.from_pretrained()
+    run_recipe("train_radio.py", ["--steps", "4", "--output", str(tmp_path / "enc"),
+                                  "--set", f"run_dir={tmp_path / 'run'}", "--set", "eval_every=2",
+                                  "--set", "views=1", "--set", "max_images=24", "--set", "batch_size=8"])
+    new = AlignedEncoder.from_pretrained(tmp_path / "enc")
+    assert new.bands == ("optical", "radio") and new.fingerprint != base.fingerprint
+    img = noise_image()
+    np.testing.assert_array_equal(new.encode_images([img]), base.encode_images([img]))
+    assert not np.allclose(new.encode_images([img], band="radio"), new.encode_images([img]))
+    np.testing.assert_array_equal(new.encode_spectra([blackbody_spectrum()]), base.encode_spectra([blackbody_spectrum()]))
+    texts = ["a planetary nebula", "a radio galaxy with two lobes"]
+    np.testing.assert_array_equal(new.encode_text(texts), base.encode_text(texts))
+    for m in ("image", "spectrum"):
+        assert new.tower_fingerprint(m) == base.tower_fingerprint(m)
+    assert new.zero_shot_calibration.get("encoder_fingerprint") == new.fingerprint
+    result = classify(new, image=img, band="radio", views=1)
+    assert result.labels == ["FR I radio galaxy", "FR II radio galaxy", "compact radio source",
+                             "bent-tail radio galaxy"]
+
+
+def test_radio_maps_with_blanks_are_stretched_and_an_empty_one_refused(tmp_path):
+    """A radio FITS map with NaN blanks (as VLA and FIRST maps have) is stretched over its
+    good pixels with the blanks at 0; a map with no finite pixel is a clear error."""
+    from astropy.io import fits
+
+    from astrovlm.encoders.preprocess import radio_rgb
+
+    y, x = np.mgrid[:64, :64]
+    sky = np.exp(-((x - 20) ** 2 + (y - 32) ** 2) / 20) + np.exp(-((x - 44) ** 2 + (y - 32) ** 2) / 20)
+    sky[:8] = np.nan  # blanked rows
+    fits.PrimaryHDU(sky.astype(np.float32)).writeto(tmp_path / "map.fits")
+    rgb = radio_rgb(tmp_path / "map.fits")
+    assert rgb.dtype == np.uint8 and rgb.max() == 255 and (rgb[-8:] == 0).all()  # north up: blanks at the bottom
+    assert image_to_tensor(tmp_path / "map.fits", band="radio").shape == (3, 224, 224)
+    with pytest.raises(AstroVLMError, match="no finite pixels"):
+        radio_rgb(np.full((32, 32), np.nan, np.float32))

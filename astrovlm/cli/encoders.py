@@ -24,6 +24,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--views", type=int, choices=(1, 4, 8), default=8,
                    help="test-time views of an image: 8 (default) averages its 4 quarter turns and their "
                         "mirror images, the sky having no 'up'; 1 is 8 times faster")
+    p.add_argument("--band", choices=("optical", "radio"), default="optical",
+                   help="the image's band: radio maps (FIRST-like continuum images) are read by the "
+                        "radio head, with radio morphologies as the default labels")
     p.add_argument("--model", help="an encoder folder (default: the shipped one)")
     add_json_flag(p)
     p.set_defaults(func=run_classify)
@@ -88,7 +91,8 @@ def run_classify(args) -> int:
         raise BadArgumentError("give a FILE, --image or --spectrum")
     encoder = AlignedEncoder.from_pretrained(args.model)
     labels = args.labels if args.labels is not None else None
-    result = classify(encoder, image=image, spectrum=spectrum, labels=labels, views=args.views).to_dict()
+    result = classify(encoder, image=image, spectrum=spectrum, labels=labels, views=args.views,
+                      band=args.band).to_dict()
     result["files"] = {k: v for k, v in (("image", image), ("spectrum", spectrum)) if v}
     if spectrum is not None:
         from astrovlm.encoders.template_fit import fit_or_reason

@@ -40,6 +40,11 @@ MODALITIES = ("image", "spectrum", "text")
 # The trained tensors on each modality's path into the shared space (logit_scale is shared).
 _TOWER_TENSORS = {"image": ("image_head.",), "spectrum": ("spectrum_tower.", "spectrum_head."),
                   "text": ("text_head.",)}
+# Image bands: "optical" (the image head) and, in encoders that have one, "radio": the same
+# frozen backbone with a projection head of its own, so that learning radio morphology
+# leaves every optical embedding (the index, the calibration, the assistant's image
+# projector) as it was.
+BANDS = ("optical", "radio")
 
 DEFAULT_CONFIG = {
     "format": FORMAT,
@@ -75,6 +80,9 @@ class AlignedEncoder(nn.Module):
         self.image_head = ProjectionHead(cfg["image_tower"]["feature_dim"], dim, head["hidden"], head["dropout"])
         self.text_head = ProjectionHead(cfg["text_tower"]["feature_dim"], dim, head["hidden"], head["dropout"])
         self.spectrum_head = ProjectionHead(self.spectrum_tower.out_dim, dim, head["hidden"], head["dropout"])
+        if cfg.get("radio_tower"):  # absent in encoders saved before it
+            self.radio_head = ProjectionHead(cfg["image_tower"]["feature_dim"], dim, head["hidden"],
+                                             head["dropout"])
         self.logit_scale = nn.Parameter(torch.tensor(float(cfg["init_logit_scale"])))
         self.zero_shot_calibration: dict = {}   # zero_shot.json of the folder, if any
         # Auxiliary readout: keeps redshift linearly readable from the spectrum embedding.
@@ -199,8 +207,20 @@ class AlignedEncoder(nn.Module):
     def text_features(self, texts: list[str]) -> torch.Tensor:
         return self.text_backbone(texts)
 
-    def embed_image_features(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.image_head(feats)
+    def embed_image_features(self, feats: torch.Tensor, band: str = "optical") -> torch.Tensor:
+        return (self.radio_head if band == "radio" else self.image_head)(feats)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The image bands this encoder embeds (``BANDS``)."""
+        return BANDS if hasattr(self, "radio_head") else BANDS[:1]
+
+    def check_band(self, band: str) -> str:
+        if band not in self.bands:
+            known = " and ".join(self.bands)
+            raise BadArgumentError(f"band must be {known} for this encoder, not {band!r}"
+                                   + ("" if band not in BANDS else " (it has no radio head)"), field="band")
+        return band
 
     def embed_text_features(self, feats: torch.Tensor) -> torch.Tensor:
         return self.text_head(feats)
@@ -221,8 +241,11 @@ class AlignedEncoder(nn.Module):
 
     @torch.inference_mode()
     def encode_images(self, images: Iterable, batch_size: int = 32, progress: bool = False,
-                      views: int = 1) -> np.ndarray:
+                      views: int = 1, band: str = "optical") -> np.ndarray:
         """(n, D) L2-normalised image embeddings.
+
+        ``band``: "optical" (photographs, survey cutouts in any optical or infrared filter)
+        or "radio" (continuum maps such as FIRST's, with an encoder that has a radio head).
 
         ``views`` > 1 is test-time augmentation (the sky has no "up"): the mean of the
         normalised embeddings of 4 quarter turns (or 8: and their mirror images),
@@ -230,12 +253,13 @@ class AlignedEncoder(nn.Module):
         the assistant's projector) uses 1 view.
         """
         views = check_views(views)
+        band = self.check_band(band)
         images = list(images)
         per_batch = max(1, batch_size // views)
         out = []
         for i in _batches(len(images), per_batch, progress, "images"):
-            pixels = torch.stack([image_to_tensor(x) for x in images[i:i + per_batch]])
-            emb = self.embed_image_features(self.image_features(dihedral_views(pixels, views)))
+            pixels = torch.stack([image_to_tensor(x, band=band) for x in images[i:i + per_batch]])
+            emb = self.embed_image_features(self.image_features(dihedral_views(pixels, views)), band)
             if views > 1:
                 emb = F.normalize(emb.view(len(pixels), views, -1).mean(1), dim=-1)
             out.append(emb)

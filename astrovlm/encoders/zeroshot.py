@@ -64,6 +64,10 @@ CLASS_PHRASES = {
     "carbon star": "a carbon star",
     "white dwarf": "a white dwarf",
     "quasar": "a quasar",
+    "FR I radio galaxy": "a radio galaxy whose jets are brightest near the core and fade outwards",
+    "FR II radio galaxy": "a radio galaxy with bright lobes ending in hot spots far from the core",
+    "compact radio source": "a compact, point-like radio source",
+    "bent-tail radio galaxy": "a radio galaxy whose jets are bent back, a head-tail or wide-angle tail source",
 }
 # Image classes by their visible sub-types (the object types of the training captions); a
 # label scores the soft maximum over its phrases. Labels not listed score their one phrase.
@@ -81,6 +85,8 @@ DEFAULT_LABELS = {
     "image": ["galaxy", "globular cluster", "open cluster", "planetary nebula", "nebula"],
     "spectrum": ["O/B star", "A star", "F star", "G star", "K star", "M star", "L dwarf", "T dwarf",
                  "white dwarf", "galaxy", "quasar"],
+    # radio morphology (images of the "radio" band; their prompts are the image prompts)
+    "radio": ["FR I radio galaxy", "FR II radio galaxy", "compact radio source", "bent-tail radio galaxy"],
 }
 
 
@@ -176,7 +182,8 @@ def scores_temperature(encoder, labels: list[str], modality: str) -> float:
 
 
 def embed(encoder, modality: str, items, views: int = IMAGE_VIEWS, **kwargs) -> np.ndarray:
-    """The embeddings zero-shot classification uses: images with test-time ``views``."""
+    """The embeddings zero-shot classification uses: images with test-time ``views`` (and a
+    ``band``, "optical" or "radio")."""
     if modality == "image":
         return encoder.encode_images(items, views=views, **kwargs)
     return encoder.encode_spectra(items, **kwargs)
@@ -231,13 +238,15 @@ def fuse(per_modality: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, flo
 
 
 def classify(encoder, image=None, spectrum=None, labels=None, views: int = IMAGE_VIEWS,
-             embeddings: dict | None = None) -> ZeroShotResult:
+             embeddings: dict | None = None, band: str = "optical") -> ZeroShotResult:
     """Classify an image and/or a spectrum of one object against text labels.
 
     ``image``: a file path, PIL image or array; ``spectrum``: a ``Spectrum`` or a file path.
     ``labels``: a list or comma-separated string; None picks the default set of the
     modality given (the image set when both are given). ``views``: test-time views of the
     image (1, 4 or 8; 8 costs 8 passes of the image tower, about a second on 2 CPU cores).
+    ``band``: the image's band, "optical" or "radio" (radio morphology; default labels
+    ``DEFAULT_LABELS["radio"]``), for an encoder with a radio head.
     ``embeddings``: {"image": vector, "spectrum": vector} already made by this encoder, in
     place of (or beside) the files; used as given (no views are added to a vector).
     """
@@ -252,8 +261,9 @@ def classify(encoder, image=None, spectrum=None, labels=None, views: int = IMAGE
     if image is None and spectrum is None and not given:
         raise BadArgumentError("give an image or a spectrum to classify")
     has_image = image is not None or "image" in given
+    band = encoder.check_band(band)
     if labels is None:
-        labels = DEFAULT_LABELS["image" if has_image else "spectrum"]
+        labels = DEFAULT_LABELS[("radio" if band == "radio" else "image") if has_image else "spectrum"]
     labels = check_labels(labels)
     vectors: dict[str, np.ndarray] = {}
     for modality, vec in given.items():
@@ -263,7 +273,7 @@ def classify(encoder, image=None, spectrum=None, labels=None, views: int = IMAGE
                                    f"{encoder.embed_dim}", field=modality)
         vectors[modality] = vec
     if image is not None:
-        vectors["image"] = embed(encoder, "image", [image], views=views)
+        vectors["image"] = embed(encoder, "image", [image], views=views, band=band)
     if spectrum is not None:
         vectors["spectrum"] = embed(encoder, "spectrum", [spectrum])
     per = {m: predict(encoder, vectors[m], labels, m)[0] for m in ("image", "spectrum") if m in vectors}

@@ -183,16 +183,16 @@ class Retriever:
 
     # ------------------------------------------------------------------ zero-shot
     def classify(self, image=None, spectrum=None, labels=None, views: int | None = None,
-                 embeddings: dict | None = None):
+                 embeddings: dict | None = None, band: str = "optical"):
         """Zero-shot class of an image and/or a spectrum of one object: the same call as
         ``astrovlm classify`` and the app's Classify tab (prompt ensembles, sub-class pooling,
-        test-time views of an image). ``embeddings``: vectors already made by the encoder
-        ({"image": ..., "spectrum": ...}), used as they are."""
+        test-time views of an image; ``band="radio"`` for a radio map). ``embeddings``:
+        vectors already made by the encoder ({"image": ..., "spectrum": ...}), used as they are."""
         from astrovlm.encoders import zeroshot
 
         kwargs = {} if views is None else {"views": views}
         return zeroshot.classify(self.encoder, image=image, spectrum=spectrum, labels=labels,
-                                 embeddings=embeddings, **kwargs)
+                                 embeddings=embeddings, band=band, **kwargs)
 
     # ------------------------------------------------------------------ names
     def resolve(self, name: str) -> str:

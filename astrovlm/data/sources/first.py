@@ -132,6 +132,14 @@ def prepare(image, crop: int = 150) -> np.ma.MaskedArray:
     return np.ma.array(scaled.filled(0.0), mask=np.ma.getmaskarray(img), dtype=np.float32)
 
 
+def to_pil(rec: FirstImage):
+    """The cutout as the encoders read it: ``prepare``'s stretch, blanks at 0, an RGB image."""
+    from PIL import Image
+
+    img = prepare(read_image(rec)).filled(0.0)
+    return Image.fromarray((img * 255).astype(np.uint8)).convert("RGB")
+
+
 def manifest_entry(records: list[FirstImage]) -> dict:
     return {"source": SOURCE, "package": "firstgalaxydata==0.2.1 (PyPI)", "count": len(records),
             "credit": CREDIT, "license": LICENSE, "redistribute": False,
