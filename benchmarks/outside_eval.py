@@ -114,9 +114,17 @@ def spectra_eval(encoder, name: str, test, train, read) -> dict:
     zs = _zero_shot(encoder, e_test[keep], labels, "spectrum") if keep else []
     tr = [i for i, r in enumerate(train) if r.coarse_class in labels]
     probe = _probe(e_train[tr], [train[i].coarse_class for i in tr], e_test[keep]) if keep and tr else []
+    # galaxy versus star (the figure): of the real galaxy spectra, how many zero-shot
+    # calls a galaxy; of the stars, how many it calls anything but a galaxy or a quasar
+    extragalactic = ("galaxy", "quasar")
+    galaxies = [p == "galaxy" for t, p in zip(truth, zs) if t == "galaxy"]
+    stars = [p not in extragalactic for t, p in zip(truth, zs) if t not in extragalactic]
     return {"zero_shot": _scores(truth, zs), "linear_probe": _scores(truth, probe) if probe else None,
             "chance": round(1 / max(len(labels), 1), 4), "classes": dict(counts), "scored_classes": labels,
-            "not_on_the_tower_grid": unread, "n_train": len(tr)}
+            "not_on_the_tower_grid": unread, "n_train": len(tr),
+            "galaxies_called_galaxy": round(float(np.mean(galaxies)), 4) if galaxies else None,
+            "galaxies_n": len(galaxies),
+            "stars_called_star": round(float(np.mean(stars)), 4) if stars else None, "stars_n": len(stars)}
 
 
 def main(argv=None) -> dict:
