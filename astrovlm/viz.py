@@ -84,6 +84,27 @@ def stretch_image(data, stretch: str = "asinh", percentile: float = 99.5) -> np.
     return np.round(shown, out=shown).astype(np.uint8)
 
 
+def radio_stretch(data, path=None) -> np.ndarray:
+    """A radio continuum map as uint8 (north up as given): a 1-99.5 percentile linear stretch
+    over the finite pixels, blanks (NaN) at 0; as FIRST cutouts are stretched
+    (``astrovlm.data.sources.first.prepare``) and as the encoder's radio head reads them."""
+    from astrovlm.errors import UnreadableError
+
+    data = np.asarray(data, dtype=np.float32)
+    good = data[np.isfinite(data)]
+    if good.size == 0:
+        raise UnreadableError("the radio map has no finite pixels", path=path)
+    lo, hi = np.percentile(good, [1.0, 99.5])
+    scaled = np.clip((np.nan_to_num(data, nan=lo) - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+    return (scaled * 255).astype(np.uint8)
+
+
+def radio_plane(cutout) -> np.ndarray:
+    """A ``Cutout``'s first plane, north up (FITS rows run bottom-up), for ``radio_stretch``."""
+    data = cutout.data if cutout.data.ndim == 2 else cutout.data[0]
+    return data[::-1] if cutout.origin == "lower" else data
+
+
 def write_png(pixels: np.ndarray, path: str | Path, level: int = 1) -> None:
     """Write (H, W) grey or (H, W, 3) RGB uint8 pixels as an 8-bit PNG, fast.
 

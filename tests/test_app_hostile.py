@@ -357,7 +357,7 @@ def test_hostile_uploads_do_not_wedge_the_server(sample_sky, tmp_path):
                 if round_ and stop.wait(HOSTILE_PAUSE_S):
                     return
                 payload = _upload(base, files[name])
-                data = {"search_file": [payload, "other modality", 6], "classify": [[payload], ""],
+                data = {"search_file": [payload, "other modality", 6], "classify": [[payload], "", "optical"],
                         "chat": [{"text": "What is this?", "files": [payload]}, [], []]}[doors[name]]
                 t0 = time.monotonic()
                 status, message = _call(base, doors[name], data)

@@ -239,6 +239,28 @@ def test_upload_over_the_size_limit_is_refused_by_the_server(server):
 
 @pytest.mark.sample
 @pytest.mark.slow
+def test_classify_a_radio_map_by_its_morphology(server, tmp_path):
+    """The Classify tab's band: a radio FITS map (NaN blanks, as radio maps have) is read by
+    the radio head and classed by radio morphology; a band the app does not know is refused."""
+    from astropy.io import fits
+    from gradio_client import handle_file
+
+    from astrovlm.encoders.zeroshot import DEFAULT_LABELS
+
+    y, x = np.mgrid[:150, :150]
+    lobes = sum(np.exp(-((x - cx) ** 2 + (y - 75) ** 2) / 30.0) for cx in (40, 110))  # a double source
+    lobes[:10] = np.nan
+    fits.PrimaryHDU(lobes.astype(np.float32)).writeto(tmp_path / "double.fits")
+    probs, drivers, summary, _ = server.client.predict(
+        [handle_file(str(tmp_path / "double.fits"))], "", "radio", api_name="/classify")
+    assert {c["label"] for c in probs["confidences"]} == set(DEFAULT_LABELS["radio"])
+    assert "Most likely" in summary
+    with pytest.raises(Exception, match="x-ray"):  # gradio refuses a choice it lacks, or the app does
+        server.client.predict([handle_file(str(tmp_path / "double.fits"))], "", "x-ray", api_name="/classify")
+
+
+@pytest.mark.sample
+@pytest.mark.slow
 @needs_assistant
 def test_chat_streams_and_cites_sources(server):
     job = server.client.submit({"text": "What kind of object is M57 and where is it?", "files": []},

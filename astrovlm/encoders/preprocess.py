@@ -103,33 +103,21 @@ def image_to_tensor(source, size: int = IMAGE_SIZE, band: str = "optical") -> to
 
 
 def radio_rgb(source):
-    """A radio continuum map as the radio head reads it: a 1-99.5 percentile linear stretch
-    over the unblanked pixels (blanks, NaN in radio FITS, at 0), as
-    ``astrovlm.data.sources.first.prepare`` stretches FIRST cutouts. FITS files and float
-    arrays are stretched; PIL images and 8-bit arrays are returned as they are."""
+    """A radio continuum map as the radio head reads it (``viz.radio_stretch``: a 1-99.5
+    percentile linear stretch, blanks at 0, as FIRST cutouts are). FITS files and float arrays
+    are stretched; PIL images, PNG/JPEG files and 8-bit arrays are returned as they are."""
+    from astrovlm.viz import radio_plane, radio_stretch
+
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, np.ndarray):
-        data = source
-    else:
-        path = Path(source)
-        if path.suffix.lower() in RASTER_SUFFIXES:
-            return source
-        from astrovlm.data.readers import read_image
+        return source if source.dtype == np.uint8 else radio_stretch(source)
+    path = Path(source)
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return source
+    from astrovlm.data.readers import read_image
 
-        cut = read_image(path)
-        data = cut.data if cut.data.ndim == 2 else cut.data[0]
-        data = data[::-1] if cut.origin == "lower" else data  # north up, as displayed
-    if data.dtype == np.uint8:
-        return data
-    data = np.asarray(data, dtype=np.float32)
-    good = data[np.isfinite(data)]
-    if good.size == 0:
-        raise UnreadableError("the radio map has no finite pixels", path=str(source) if not isinstance(
-            source, np.ndarray) else None)
-    lo, hi = np.percentile(good, [1.0, 99.5])
-    scaled = np.clip((np.nan_to_num(data, nan=lo) - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
-    return (scaled * 255).astype(np.uint8)
+    return radio_stretch(radio_plane(read_image(path)), path=path)
 
 
 VIEW_COUNTS = (1, 4, 8)

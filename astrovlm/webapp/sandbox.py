@@ -81,18 +81,19 @@ class Sandbox:
         for its imports (about two seconds)."""
         threading.Thread(target=self._start_server, name="sandbox-warm", daemon=True).start()
 
-    def read(self, path: str | Path) -> Decoded:
-        """Decode an upload (already through ``uploads.check_file``). Its errors are
-        ``AstroVLMError``s that name the file; a worker that overruns is killed."""
+    def read(self, path: str | Path, band: str = "optical") -> Decoded:
+        """Decode an upload (already through ``uploads.check_file``); an image of the "radio"
+        band gets the radio stretch. Its errors are ``AstroVLMError``s that name the file; a
+        worker that overruns is killed."""
         path = Path(path)
         with self._slots:
-            return self._run(path)
+            return self._run(path, band)
 
     # ------------------------------------------------------------------ the worker
-    def _run(self, path: Path) -> Decoded:
+    def _run(self, path: Path, band: str = "optical") -> Decoded:
         ctx = _context()
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(str(path), send, self.memory_mb, self.timeout_s),
+        proc = ctx.Process(target=_worker, args=(str(path), send, self.memory_mb, self.timeout_s, band),
                            name=f"sandbox-{path.name[:40]}", daemon=True)
         proc.start()
         send.close()
@@ -160,7 +161,7 @@ def _noop() -> None:
     pass
 
 
-def _worker(path: str, conn, memory_mb: int, timeout_s: float) -> None:
+def _worker(path: str, conn, memory_mb: int, timeout_s: float, band: str = "optical") -> None:
     """In the worker process: limit it, decode, send ``("ok", Decoded)`` or the error."""
     import resource
 
@@ -174,7 +175,7 @@ def _worker(path: str, conn, memory_mb: int, timeout_s: float) -> None:
     cpu = int(timeout_s) + 5
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     try:
-        message = ("ok", decode(Path(path)))
+        message = ("ok", decode(Path(path), band))
     except AstroVLMError as exc:
         message = ("error", type(exc).__name__, str(exc))
     except MemoryError:
@@ -190,7 +191,7 @@ def _worker(path: str, conn, memory_mb: int, timeout_s: float) -> None:
 
 
 # ------------------------------------------------------------------ decoding (in the worker)
-def decode(path: Path) -> Decoded:
+def decode(path: Path, band: str = "optical") -> Decoded:
     """Read an upload as the app uses it. Runs in the worker; callable in-process too (tests)."""
     from PIL import Image
 
@@ -206,10 +207,10 @@ def decode(path: Path) -> Decoded:
             raise errors.BadArgumentError(f"spectrum has {len(spectrum.flux):,} pixels; the app reads "
                                           f"at most {MAX_SPECTRUM_PIXELS:,}", path=path.name)
         return Decoded(path.name, kind, spectrum=spectrum)
-    return _decode_image(path)
+    return _decode_image(path, band)
 
 
-def _decode_image(path: Path) -> Decoded:
+def _decode_image(path: Path, band: str = "optical") -> Decoded:
     from PIL import Image
 
     from astrovlm.data.readers import read_image
@@ -234,7 +235,12 @@ def _decode_image(path: Path) -> Decoded:
         cutout = read_image(path)
         h, w = cutout.shape
         check_image_size(w, h, name)
-        rgb = cutout.to_pil()  # the stretch, once: image_thumbnail would make it again
+        if band == "radio":  # the radio head's stretch (viz.radio_stretch), not the optical asinh
+            from astrovlm.viz import radio_plane, radio_stretch
+
+            rgb = Image.fromarray(radio_stretch(radio_plane(cutout))).convert("RGB")
+        else:
+            rgb = cutout.to_pil()  # the stretch, once: image_thumbnail would make it again
         thumbnail = rgb.copy()
         thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
     thumbnail = thumbnail.convert("RGB")

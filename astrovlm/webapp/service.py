@@ -234,16 +234,20 @@ class SkyApp:
 
     # ---------------------------------------------------------------- classify
     def label_sets(self) -> list[str]:
-        return ["image classes", "spectral classes"]
+        return ["image classes", "spectral classes", "radio morphologies"]
 
     def label_set(self, name: str | None) -> str:
         from astrovlm.encoders.zeroshot import DEFAULT_LABELS
 
-        key = {"image classes": "image", "spectral classes": "spectrum"}.get(name or "")
+        key = {"image classes": "image", "spectral classes": "spectrum",
+               "radio morphologies": "radio"}.get(name or "")
         return ", ".join(DEFAULT_LABELS[key]) if key else ""
 
-    def classify(self, uploads, labels: str | list | None = None) -> Classification:
-        """Zero-shot classification of an image and/or a spectrum of one object."""
+    def classify(self, uploads, labels: str | list | None = None, band: str = "optical") -> Classification:
+        """Zero-shot classification of an image and/or a spectrum of one object; ``band``
+        "radio" reads the image as a radio map (radio morphologies by default)."""
+        if band not in ("optical", "radio"):
+            raise BadArgumentError(f"band must be optical or radio, not {band!r}", field="band")
         files = [u for u in (uploads if isinstance(uploads, (list, tuple)) else [uploads])
                  if upload_path(u) is not None]
         if not files:
@@ -255,7 +259,7 @@ class SkyApp:
         items, previews, names = {}, [], {}
         for path in check_request(files):   # count and total size before decoding either
             try:
-                upload = self.sandbox.read(path)
+                upload = self.sandbox.read(path, band=band)
             except AstroVLMError as exc:
                 raise public_error(exc, path) from None
             kind = upload.kind
@@ -270,7 +274,7 @@ class SkyApp:
                 raise public_error(exc, path) from None
         try:
             with self._encoder_lock:
-                result = self.retriever.classify(**items, labels=label_list)
+                result = self.retriever.classify(**items, labels=label_list, band=band)
         except AstroVLMError as exc:
             raise public_error(exc, None) from None
         best = result.label

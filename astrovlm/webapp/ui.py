@@ -112,6 +112,9 @@ def build_blocks(app) -> gr.Blocks:
                                                 elem_id="classify-labelset")
                         labels = gr.Textbox(label="Labels, comma-separated (empty: the default "
                                                   "set for the file)", elem_id="classify-labels")
+                        band = gr.Radio(["optical", "radio"], value="optical", label="Image band (radio: "
+                                        "a continuum map, classed by radio morphology)",
+                                        elem_id="classify-band")
                         cls_btn = gr.Button("Classify", variant="primary", elem_id="classify-btn")
                     with gr.Column(scale=1):
                         probs = gr.Label(label="Probabilities", num_top_classes=12,
@@ -178,11 +181,11 @@ def build_blocks(app) -> gr.Blocks:
                               concurrency_id="upload", concurrency_limit=MAX_READERS)
         search_stop.click(None, None, None, cancels=[ev_q, ev_f])
 
-        def classify(files, labels):
-            view = app.classify(files, labels)
+        def classify(files, labels, band="optical"):
+            view = app.classify(files, labels, band=band or "optical")
             return view.probabilities, view.contributions, view.note, view.previews
 
-        cls_btn.click(on_page(classify), [cls_files, labels],
+        cls_btn.click(on_page(classify), [cls_files, labels, band],
                       [probs, drivers, cls_note, cls_preview], api_name="classify",
                       concurrency_id="upload", concurrency_limit=MAX_READERS)
         label_set.change(lambda name: app.label_set(name), label_set, labels, api_visibility="private",
