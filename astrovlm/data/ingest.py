@@ -356,12 +356,10 @@ class _BudgetedWorkers:
             """The worker on ``conn`` is killed (its first job overran or killed it); the
             jobs queued behind it go back to the front of the line, in order."""
             proc, ks = procs.pop(conn), queued.pop(conn)
-            k = ks.popleft()
+            ks.popleft()  # the job that overran: reported, not retried
             pending.extendleft(reversed(ks))
             started.pop(conn, None)
-            new = []
-            self._replace(proc, conn, jobs[k], new)
-            (new_proc, new_conn), = new
+            new_proc, new_conn = self._replace(proc, conn)
             procs[new_conn], queued[new_conn] = new_proc, deque()
 
         try:
@@ -422,14 +420,11 @@ class _BudgetedWorkers:
         hint = f"; it may need more than {self.memory_mb:g} MB" if self.memory_mb else ""
         return f"{job[1]}: the reader's process died ({how}){hint}{_OVERRUN}"
 
-    def _replace(self, proc, conn, job, idle: list) -> None:
-        """Kill a worker (its file overran its budget), remove what it wrote, start another."""
+    def _replace(self, proc, conn):
+        """Kill a worker (its file overran its budget) and start another. What it wrote of the
+        file is removed with every file no record names (``_remove_strays``)."""
         _stop(proc, conn, kill=True)
-        k, files = job[0], job[3]
-        for folder, kind in (("images", "image"), ("spectra", "spectrum")):
-            for stray in (files.root / folder).glob(f"{_record_id(kind, k)}.*"):
-                stray.unlink(missing_ok=True)
-        idle.append(self._start())
+        return self._start()
 
 
 _OVERRUN = "; skipped, its worker replaced"
@@ -564,7 +559,7 @@ def _record_id(kind: str, k: int) -> str:
 
 def _remove_strays(files, items: list[_Item]) -> None:
     """Remove what no record names from images/ and spectra/: the remains of a file whose
-    worker died mid-write (its worker's replacement removes them too; this is the check)."""
+    worker was killed or died mid-write."""
     kept = {item.record.path for item in items}
     for folder in ("images", "spectra"):
         for path in (files.root / folder).glob("*"):

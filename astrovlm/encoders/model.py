@@ -157,9 +157,13 @@ class AlignedEncoder(nn.Module):
             (tmp / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
             if self.zero_shot_calibration:
                 (tmp / ZERO_SHOT_FILE).write_text(json.dumps(self.zero_shot_calibration, indent=2) + "\n")
+        self.reset_fingerprints()
+        return folder
+
+    def reset_fingerprints(self) -> None:
+        """Forget the cached fingerprints: after training changed weights or config."""
         self._fingerprint = None
         self.__dict__.pop("_tower_fingerprints", None)
-        return folder
 
     @classmethod
     def from_pretrained(cls, folder: str | Path | None = None) -> "AlignedEncoder":
@@ -270,7 +274,7 @@ class AlignedEncoder(nn.Module):
         from astrovlm.data.spectrum import Spectrum
 
         spectra = list(spectra)
-        out = []
+        grid, out = self.spectrum_grid, []
         for i in _batches(len(spectra), batch_size, progress, "spectra"):
             batch = []
             for s in spectra[i:i + batch_size]:
@@ -279,7 +283,7 @@ class AlignedEncoder(nn.Module):
                     from astrovlm.data.readers import read_spectrum
 
                     name, s = str(s), read_spectrum(s)
-                batch.append(spectrum_to_tensor(s, name=name, grid=self.spectrum_grid))
+                batch.append(spectrum_to_tensor(s, name=name, grid=grid))
             out.append(self.embed_spectra(torch.stack(batch)))
         return _to_numpy(out, self.embed_dim)
 

@@ -190,14 +190,18 @@ class TextCache:
         return torch.stack([self.feats[t] for t in texts])
 
 
-def prompt_texts(modality):
-    return [t.format(label_phrase(lab)) for lab in DEFAULT_LABELS[modality] for t in TEMPLATES[modality]]
+def prompt_texts(modality, labels=None):
+    """The zero-shot prompts of ``labels`` (default: the modality's classes), label by label."""
+    labels = DEFAULT_LABELS[modality] if labels is None else labels
+    return [t.format(label_phrase(lab)) for lab in labels for t in TEMPLATES[modality]]
 
 
-def class_embeddings(model, cache, modality):
-    n_t = len(TEMPLATES[modality])
-    emb = model.embed_text_features(cache(prompt_texts(modality)))
-    return F.normalize(emb.view(len(DEFAULT_LABELS[modality]), n_t, -1).mean(1), dim=-1)
+def class_embeddings(model, cache, modality, labels=None):
+    """Class vectors from the zero-shot prompt ensemble of ``modality``'s templates, for
+    ``labels`` (default: the modality's default classes), as ``zeroshot.class_vectors``."""
+    labels = DEFAULT_LABELS[modality] if labels is None else labels
+    emb = model.embed_text_features(cache(prompt_texts(modality, labels)))
+    return F.normalize(emb.view(len(labels), len(TEMPLATES[modality]), -1).mean(1), dim=-1)
 
 
 def unique_batch(captions_per_item, rng, card_weight):
@@ -219,6 +223,28 @@ def make_optimizer(params, cfg):
         opt, lambda s: min(1.0, (s + 1) / cfg["warmup_steps"]) *
         0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg["steps"]))))
     return opt, sched
+
+
+def optimizer_step(accelerator, opt, sched, trainable, losses: dict, weights: dict, step: int) -> dict:
+    """One step on the weighted sum of ``losses`` (``{"loss_<weight key>": tensor}``); returns
+    the step's log row (the total and each loss)."""
+    total = sum(weights[k[5:]] * v for k, v in losses.items())
+    opt.zero_grad()
+    accelerator.backward(total)
+    sync_gradients(accelerator, trainable)
+    opt.step()
+    sched.step()
+    return {"step": step, "loss_total": float(total.detach()),
+            **{k: float(v.detach()) for k, v in losses.items()}}
+
+
+def carry_calibration(core, base_fingerprint: str) -> None:
+    """A stage that leaves optical image embeddings bit-identical (checked) keeps the image
+    calibration fitted on val (``zero_shot.json``), re-stamped for the new weights."""
+    core.reset_fingerprints()
+    if core.zero_shot_calibration:
+        core.zero_shot_calibration = dict(core.zero_shot_calibration, encoder_fingerprint=core.fingerprint,
+                                          carried_from=base_fingerprint)
 
 
 def sync_gradients(accelerator, params) -> None:
@@ -430,20 +456,14 @@ def main(argv=None):
             pimg = core.embed_image_features(train_feats[[a for a, _ in pi], rng.integers(cfg["image"]["views_per_image"], size=len(pi))])
             psp, _ = pool.sample([b for _, b in pi], rng)
             losses["loss_image_spectrum"] = clip_loss(pimg, core.embed_spectra(psp), scale)
-        total = sum(w[k[5:]] * v for k, v in losses.items())
-        opt.zero_grad()
-        accelerator.backward(total)
-        sync_gradients(accelerator, trainable)
-        opt.step()
-        sched.step()
-        row = {"step": step, "loss_total": float(total), **{k: float(v) for k, v in losses.items()},
-               "logit_scale": float(scale)}
+        row = {**optimizer_step(accelerator, opt, sched, trainable, losses, w, step),
+               "logit_scale": float(scale.detach())}
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
             metrics = evaluate(core, cache, val_feats, val_items, val_spec)
             row.update({k: v for k, v in metrics.items() if not k.startswith("_")})
             log_row(accelerator, row)
         history.append(row)
-        bar.set_postfix(loss=f"{float(total.detach()):.3f}")
+        bar.set_postfix(loss=f"{row['loss_total']:.3f}")
 
     core.eval()
     final = evaluate(core, cache, val_feats, val_items, val_spec)

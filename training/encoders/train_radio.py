@@ -39,7 +39,7 @@ import train as stage1  # noqa: E402  (the stage-1 recipe's helpers)
 from astrovlm.encoders.model import AlignedEncoder  # noqa: E402
 from astrovlm.encoders.preprocess import dihedral_views, image_to_tensor  # noqa: E402
 from astrovlm.encoders.towers import ProjectionHead  # noqa: E402
-from astrovlm.encoders.zeroshot import DEFAULT_LABELS, TEMPLATES, label_phrase  # noqa: E402
+from astrovlm.encoders.zeroshot import DEFAULT_LABELS  # noqa: E402
 
 TRAINED = ("radio_head.",)
 # FIRST's classes -> astrovlm's radio labels
@@ -73,12 +73,6 @@ def load_features(model, records, views: int, desc: str) -> torch.Tensor:
             f = model.image_features(dihedral_views(pixels, views))
         out.append(f.view(len(pixels), views, -1))
     return torch.cat(out)
-
-
-def class_vectors(model, cache, labels) -> torch.Tensor:
-    texts = [t.format(label_phrase(lab)) for lab in labels for t in TEMPLATES["image"]]
-    emb = model.embed_text_features(cache(texts))
-    return F.normalize(emb.view(len(labels), len(TEMPLATES["image"]), -1).mean(1), dim=-1)
 
 
 @torch.no_grad()
@@ -124,10 +118,10 @@ def main(argv=None):
     f_train = load_features(model, train, views, "radio train features")
     f_val = load_features(model, val, views, "radio val features")
     cache = stage1.TextCache(model)
-    cache.add([t.format(label_phrase(lab)) for lab in labels for t in TEMPLATES["image"]]
+    cache.add(stage1.prompt_texts("image", labels)
               + [c for caps in CAPTIONS.values() for c in caps])
     with torch.no_grad():
-        cls = class_vectors(model, cache, labels)
+        cls = stage1.class_embeddings(model, cache, "image", labels)  # the image prompts
         cap_emb = {lab: model.embed_text_features(cache(CAPTIONS[lab])) for lab in labels}
     scale = model.logit_scale.exp().clamp(max=100).detach()
 
@@ -147,20 +141,14 @@ def main(argv=None):
                             for t in target])
         losses = {"loss_radio_text": clip_loss(emb, caps, scale),
                   "loss_radio_prompts": F.cross_entropy(scale * emb @ cls.T, target)}
-        total = sum(w[k[5:]] * v for k, v in losses.items())
-        opt.zero_grad()
-        accelerator.backward(total)
-        stage1.sync_gradients(accelerator, trainable)
-        opt.step()
-        sched.step()
-        row = {"step": step, "loss_total": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
+        row = stage1.optimizer_step(accelerator, opt, sched, trainable, losses, w, step)
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
             core.radio_head.eval()
             row.update(val_accuracy(core, f_val, y_val, cls))
             core.radio_head.train()
             stage1.log_row(accelerator, row)
         history.append(row)
-        bar.set_postfix(loss=f"{float(total.detach()):.3f}")
+        bar.set_postfix(loss=f"{row['loss_total']:.3f}")
 
     core.eval()
     stage1.check_locked(core, locked, "the radio stage")
@@ -170,11 +158,7 @@ def main(argv=None):
         "init_fingerprint": base_fingerprint, "train_images": len(train), "val_images": len(val),
         "val": {k: v for k, v in last.items() if k.startswith("val_")},
         "minutes": round((time.time() - t0) / 60, 1)}
-    core._fingerprint = None
-    core.__dict__.pop("_tower_fingerprints", None)
-    if core.zero_shot_calibration:  # optical image scores are unchanged (checked): carried over
-        core.zero_shot_calibration = dict(core.zero_shot_calibration, encoder_fingerprint=core.fingerprint,
-                                          carried_from=base_fingerprint)
+    stage1.carry_calibration(core, base_fingerprint)  # optical image scores unchanged (checked)
     if accelerator.is_main_process:
         stage1.save_run(core, out_dir, run_dir, history, "_radio")
         accelerator.print(f"saved {out_dir} ({core.fingerprint}) in {core.config['training']['radio']['minutes']} "

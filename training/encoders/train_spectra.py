@@ -48,7 +48,7 @@ from astrovlm.encoders.captions import spectrum_captions  # noqa: E402
 from astrovlm.encoders.model import AlignedEncoder  # noqa: E402
 from astrovlm.encoders.probes import knn_regression  # noqa: E402
 from astrovlm.encoders.towers import ProjectionHead, SpectrumCNN  # noqa: E402
-from astrovlm.encoders.zeroshot import DEFAULT_LABELS, TEMPLATES, label_phrase  # noqa: E402
+from astrovlm.encoders.zeroshot import DEFAULT_LABELS  # noqa: E402
 
 TRAINED = ("spectrum_tower.", "spectrum_head.", "redshift_head.")
 # Classes that one spectrum can rightly be given together: in the class-prompt term a
@@ -91,13 +91,6 @@ def crop_coverage(x: torch.Tensor, rng, p: float, max_fraction: float) -> torch.
         kept = out[i, 0][out[i, 1] > 0]
         out[i, 0] = (out[i, 0] / kept.abs().median().clamp(min=1e-6)).clamp(-10, 50) * out[i, 1]
     return out
-
-
-def label_embeddings(model, cache, labels) -> torch.Tensor:
-    """Class vectors of ``labels`` from the zero-shot prompt ensemble (as ``class_vectors``)."""
-    texts = [t.format(label_phrase(lab)) for lab in labels for t in TEMPLATES["spectrum"]]
-    emb = model.embed_text_features(cache(texts))
-    return F.normalize(emb.view(len(labels), len(TEMPLATES["spectrum"]), -1).mean(1), dim=-1)
 
 
 def compatible_mask(labels: list[str]) -> torch.Tensor:
@@ -160,7 +153,7 @@ def val_real(model, real_val, cache) -> dict:
     labels = sorted(c for c, n in counts.items() if n >= 3)
     keep = [i for i, lab in enumerate(real_val.labels) if lab in labels]
     emb = model.embed_spectra(real_val.x[keep])
-    pred = (emb @ label_embeddings(model, cache, labels).T).argmax(1).numpy()
+    pred = (emb @ stage1.class_embeddings(model, cache, "spectrum", labels).T).argmax(1).numpy()
     truth = np.array([labels.index(real_val.labels[i]) for i in keep])
     per_class = [float((pred[truth == k] == k).mean()) for k in range(len(labels))]
     return {"val_real_zeroshot_acc": float((pred == truth).mean()),
@@ -224,7 +217,7 @@ def main(argv=None):
                  for c in spectrum_captions(rec.spectral_class, rec.subclass, z, name)])
     with torch.no_grad():   # locked: the class prompts and the paired images are constants here
         cls_sp = stage1.class_embeddings(model, cache, "spectrum")
-        cls_all = label_embeddings(model, cache, labels_all)
+        cls_all = stage1.class_embeddings(model, cache, "spectrum", labels_all)
         pair_img = None
         if len(pairs) >= 2:
             plain = stage1.cache_image_features(model, ds, [train_items[i] for i, _ in pairs], 1,
@@ -272,14 +265,7 @@ def main(argv=None):
             psp, _ = pool.sample([pairs[k][1] for k in pick], rng)
             psp = core.embed_spectra(tilt(psp, rng, sp_cfg["tilt"], ln_span))
             losses["loss_image_spectrum"] = clip_loss(pair_img[pick], psp, scale)
-        total = sum(w[k[5:]] * v for k, v in losses.items())
-        opt.zero_grad()
-        accelerator.backward(total)
-        stage1.sync_gradients(accelerator, trainable)
-        opt.step()
-        sched.step()
-        row = {"step": step, "loss_total": float(total.detach()),
-               **{k: float(v.detach()) for k, v in losses.items()}}
+        row = stage1.optimizer_step(accelerator, opt, sched, trainable, losses, w, step)
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
             metrics = stage1.evaluate(core, cache, None, [], val_spec)
             core.eval()   # evaluate() leaves every module in training mode
@@ -290,7 +276,7 @@ def main(argv=None):
             core.spectrum_head.train()
             stage1.log_row(accelerator, row)
         history.append(row)
-        bar.set_postfix(loss=f"{float(total.detach()):.3f}")
+        bar.set_postfix(loss=f"{row['loss_total']:.3f}")
 
     final = metrics   # the evaluation of the last step (always run) holds the val similarities
     core.eval()
@@ -307,12 +293,7 @@ def main(argv=None):
         "prompt_classes": labels_all,
         "minutes": round((time.time() - t0) / 60, 1),
     }
-    core._fingerprint = None
-    # zero_shot.json holds image-side choices fitted on val; image embeddings are unchanged
-    # (checked above), so it carries over, re-stamped for the new weights.
-    if core.zero_shot_calibration:
-        core.zero_shot_calibration = dict(core.zero_shot_calibration, encoder_fingerprint=core.fingerprint,
-                                          carried_from=base_fingerprint)
+    stage1.carry_calibration(core, base_fingerprint)  # image embeddings unchanged (checked above)
     if accelerator.is_main_process:
         stage1.save_run(core, out_dir, run_dir, history, "_spectra")
         accelerator.print(f"saved {out_dir} ({core.fingerprint}) in {core.config['training']['stage2']['minutes']} "

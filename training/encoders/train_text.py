@@ -159,14 +159,7 @@ def main(argv=None):
         cls_sp = stage1.class_embeddings(core, cache, "spectrum")
         sp_labels = torch.tensor([DEFAULT_LABELS["spectrum"].index(train_spec[i][0].spectral_class) for i in tidx])
         losses["loss_spectrum_prompts"] = F.cross_entropy(scale * sp @ cls_sp.T, sp_labels)
-        total = sum(w[k[5:]] * v for k, v in losses.items())
-        opt.zero_grad()
-        accelerator.backward(total)
-        stage1.sync_gradients(accelerator, trainable)
-        opt.step()
-        sched.step()
-        row = {"step": step, "loss_total": float(total.detach()),
-               **{k: float(v.detach()) for k, v in losses.items()}}
+        row = stage1.optimizer_step(accelerator, opt, sched, trainable, losses, w, step)
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
             metrics = stage1.evaluate(core, cache, val_feats, val_items, val_spec)
             core.eval()   # evaluate() leaves every module in training mode
@@ -175,7 +168,7 @@ def main(argv=None):
             core.text_head.train()
             stage1.log_row(accelerator, row)
         history.append(row)
-        bar.set_postfix(loss=f"{float(total.detach()):.3f}")
+        bar.set_postfix(loss=f"{row['loss_total']:.3f}")
 
     final = metrics   # the evaluation of the last step (always run) holds the val similarities
     core.eval()
@@ -192,7 +185,7 @@ def main(argv=None):
         "val": {k: last[k] for k in last if k.startswith("val_")},
         "minutes": round((time.time() - t0) / 60, 1),
     }
-    core._fingerprint = None
+    core.reset_fingerprints()
     # text embeddings changed, so the pooled image temperature is refitted (not carried over)
     core.zero_shot_calibration = {"encoder_fingerprint": core.fingerprint,
                                   **refit_image_calibration(core, ds, val_items, cfg["zero_shot_views"])}
