@@ -199,13 +199,15 @@ def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None, grid: np.nda
     where = name or spectrum.meta.get("FILENAME") or "spectrum"
     if lam.size < 2:
         raise BadArgumentError("spectrum has fewer than 2 valid pixels", path=where)
-    order = np.argsort(lam)
-    lam, flux = lam[order], flux[order]
+    if not (lam[1:] > lam[:-1]).all():   # files are nearly always sorted: skip the sort then
+        order = np.argsort(lam)
+        lam, flux = lam[order], flux[order]
     # A grid pixel is usable if it lies inside the data and near a valid input pixel.
     inside = (grid >= lam[0]) & (grid <= lam[-1])
-    step = np.median(np.diff(np.log(lam))) if lam.size > 1 else 0
+    log_lam = np.log(lam)
+    step = np.median(np.diff(log_lam))
     idx = np.clip(np.searchsorted(lam, grid), 1, lam.size - 1)
-    gap = np.log(lam[idx]) - np.log(lam[idx - 1])
+    gap = log_lam[idx] - log_lam[idx - 1]
     near = gap < max(5 * step, np.log(grid[1] / grid[0]) * 3)
     mask = inside & near
     if mask.sum() < MIN_SPECTRUM_PIXELS:
@@ -216,8 +218,10 @@ def spectrum_to_tensor(spectrum: Spectrum, name: str | None = None, grid: np.nda
     scale = np.median(np.abs(resampled[mask]))
     if not np.isfinite(scale) or scale <= 0:
         scale = np.abs(resampled[mask]).max() or 1.0
-    norm = np.clip(resampled / scale, -10, 50) * mask
-    return torch.tensor(np.stack([norm, mask.astype(np.float64)]), dtype=torch.float32)
+    out = np.empty((2, grid.size), np.float32)   # written in place: no float64 stack to copy
+    np.multiply(np.clip(resampled / scale, -10, 50), mask, out=out[0], casting="same_kind")
+    out[1] = mask
+    return torch.from_numpy(out)
 
 
 assert GRID_PIXELS % 16 == 0  # the CNN halves the length four times
