@@ -93,7 +93,7 @@ def main(argv=None):
                "encoder": enc.fingerprint}
 
     # --- images ----------------------------------------------------------------------------
-    paths = [ds.path(r.path) for r in ds.images][:args.images]
+    paths = [ds.path(r.path) for r in ds.images[:args.images]]
     decoded = [load_rgb(p) for p in paths]
     pixels = torch.stack([image_to_tensor(im) for im in decoded])
     bs = args.batch_size
@@ -104,7 +104,7 @@ def main(argv=None):
             repeats=args.repeats, figures=figures)
 
     # --- spectra ---------------------------------------------------------------------------
-    spectra = [read_spectrum(ds.path(r.path)) for r in ds.spectra][:args.spectra]
+    spectra = [read_spectrum(ds.path(r.path)) for r in ds.spectra[:args.spectra]]
     grid = enc.spectrum_grid
     gridded = torch.stack([spectrum_to_tensor(s, grid=grid) for s in spectra])
     compare("spectrum", len(spectra),
@@ -113,7 +113,7 @@ def main(argv=None):
             repeats=args.repeats, figures=figures)
 
     # --- texts -----------------------------------------------------------------------------
-    texts = [p.text[:400] for p in ds.passages][:args.texts]
+    texts = [p.text[:400] for p in ds.passages[:args.texts]]
     tok, net, max_len = enc.text_backbone.tokenizer, enc.text_backbone.net, enc.text_backbone.max_length
     batches = [tok(texts[i:i + 64], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
                for i in range(0, len(texts), 64)]
